@@ -1,0 +1,263 @@
+"""The one door to patient data.
+
+Every view that reads or writes patient data fetches it through a function here.
+Each function decides whether the user's role and departments allow the action,
+writes the audit event, and returns the object, or raises PermissionDenied.
+
+The rules (see docs/access.md):
+
+* Staff see only their own facility's patients.
+* Receptionists search, register and edit identity data and open visits; they do
+  not read clinical content (reasons, diagnoses).
+* Doctors, nurses and laboratory technicians read the clinical content of patients
+  with an encounter that passed through one of their departments, and write to
+  encounters currently in one of their departments. Anyone else's patient needs
+  "break the glass": a typed reason, audited, valid for BREAK_GLASS_HOURS.
+* Records officers read every patient of the facility; they write nothing clinical.
+* Administrators configure the system; they do not read patient data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from benhan.accounts.models import CLINICAL_ROLES, Role, User
+from benhan.audit import chain
+from benhan.audit.models import BreakGlassGrant
+from benhan.encounters.models import Encounter, Stay
+from benhan.patients.models import Patient
+
+D, N, L, RO, RC = Role.DOCTOR, Role.NURSE, Role.LAB_TECH, Role.RECORDS_OFFICER, Role.RECEPTIONIST
+
+# Which roles may attempt each action at all. Department rules come on top.
+ACTION_ROLES: dict[str, frozenset[str]] = {
+    "patient.search": frozenset({D, N, L, RO, RC}),
+    "patient.register": frozenset({D, N, RC}),
+    "patient.view": frozenset({D, N, L, RO, RC}),  # identity for RC, clinical for the others
+    "patient.edit": frozenset({D, N, RC}),
+    "encounter.open": frozenset({D, N, RC}),  # outpatient and emergency visits
+    "encounter.admit": frozenset({D, N}),
+    "encounter.view": frozenset({D, N, L, RO}),
+    "encounter.transfer": frozenset({D, N}),
+    "encounter.discharge": frozenset({D}),
+    "encounter.diagnose": frozenset({D}),
+    "worklist.view": frozenset({D, N, L, RO, RC}),
+    "breakglass": frozenset(CLINICAL_ROLES),
+}
+
+
+class NeedsBreakGlass(PermissionDenied):
+    """Refused, but the user may break the glass for this patient."""
+
+    def __init__(self, patient: Patient):
+        super().__init__(_("This patient is not under the care of your departments."))
+        self.patient = patient
+
+
+def audit(
+    request: HttpRequest,
+    action: str,
+    *,
+    obj: Any = None,
+    patient: Patient | None = None,
+    reason: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Write an audit event for the request's user."""
+    chain.record(
+        chain.Actor.from_request(request),
+        action,
+        obj=obj,
+        patient=patient,
+        reason=reason,
+        detail=detail,
+    )
+
+
+def require_role(user: User, action: str) -> None:
+    if not user.is_authenticated or user.facility_id is None:
+        raise PermissionDenied(_("You are not signed in to a facility."))
+    if user.role not in ACTION_ROLES[action]:
+        raise PermissionDenied(_("Your role does not allow this."))
+
+
+def allowed(user: User, action: str) -> bool:
+    return (
+        user.is_authenticated and user.facility_id is not None and user.role in ACTION_ROLES[action]
+    )
+
+
+# --- Decisions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientAccess:
+    identity: bool = False  # name, IDs, contact, list of encounters
+    clinical: bool = False  # reasons, diagnoses, records
+    break_glass: bool = False  # clinical access only through a break-the-glass grant
+
+
+def _in_departments(user: User, patient: Patient) -> bool:
+    return Stay.objects.filter(
+        encounter__patient=patient, department_id__in=user.department_ids()
+    ).exists()
+
+
+def _active_grant(user: User, patient: Patient) -> bool:
+    return BreakGlassGrant.objects.filter(
+        user=user, patient=patient, expires_at__gt=timezone.now()
+    ).exists()
+
+
+def patient_access(user: User, patient: Patient) -> PatientAccess:
+    if not user.is_authenticated or user.facility_id != patient.facility_id:
+        return PatientAccess()
+    if user.role == Role.RECEPTIONIST:
+        return PatientAccess(identity=True)
+    if user.role == Role.RECORDS_OFFICER:
+        return PatientAccess(identity=True, clinical=True)
+    if user.role in CLINICAL_ROLES:
+        if _in_departments(user, patient):
+            return PatientAccess(identity=True, clinical=True)
+        if _active_grant(user, patient):
+            return PatientAccess(identity=True, clinical=True, break_glass=True)
+    return PatientAccess()
+
+
+def _encounter_in_departments(user: User, encounter: Encounter) -> bool:
+    return encounter.department_id in user.department_ids()
+
+
+# --- Fetching ---------------------------------------------------------------------
+
+
+def _patient_or_404(user: User, pk: int) -> Patient:
+    from django.shortcuts import get_object_or_404
+
+    # Another facility's patient is indistinguishable from a missing one.
+    return get_object_or_404(Patient, pk=pk, facility_id=user.facility_id)
+
+
+def get_patient(request: HttpRequest, pk: int, action: str = "patient.view") -> Patient:
+    """A patient the user may see (action 'patient.view') or edit ('patient.edit')."""
+    user = request.user
+    require_role(user, action)
+    patient = _patient_or_404(user, pk)
+    access = patient_access(user, patient)
+    if not access.identity:
+        if allowed(user, "breakglass"):
+            raise NeedsBreakGlass(patient)
+        raise PermissionDenied(_("You may not see this patient."))
+    audit(
+        request,
+        action,
+        obj=patient,
+        patient=patient,
+        detail={"break_glass": True} if access.break_glass else None,
+    )
+    patient.access = access
+    return patient
+
+
+def get_encounter(request: HttpRequest, pk: int, action: str = "encounter.view") -> Encounter:
+    """An encounter for viewing, or for a write action on it.
+
+    Writes need the encounter to be open and currently in one of the user's
+    departments (or a break-the-glass grant for the patient).
+    """
+    from django.shortcuts import get_object_or_404
+
+    user = request.user
+    require_role(user, action)
+    encounter = get_object_or_404(
+        Encounter.objects.select_related("patient", "department", "attending"),
+        pk=pk,
+        facility_id=user.facility_id,
+    )
+    patient = encounter.patient
+    access = patient_access(user, patient)
+    if not access.clinical:
+        if allowed(user, "breakglass"):
+            raise NeedsBreakGlass(patient)
+        raise PermissionDenied(_("You may not see this patient's clinical record."))
+    if action != "encounter.view":
+        if user.role == Role.RECORDS_OFFICER:
+            raise PermissionDenied(_("Your role does not allow this."))
+        if not (_encounter_in_departments(user, encounter) or access.break_glass):
+            raise PermissionDenied(
+                _("The patient is in %(dept)s now; only its staff may change this encounter.")
+                % {"dept": encounter.department.name}
+            )
+        if not encounter.is_open:
+            raise PermissionDenied(_("This encounter has ended and can no longer be changed."))
+    else:
+        audit(
+            request,
+            action,
+            obj=encounter,
+            patient=patient,
+            detail={"break_glass": True} if access.break_glass else None,
+        )
+    encounter.access = access
+    return encounter
+
+
+def patient_for_new_encounter(request: HttpRequest, pk: int, action: str) -> Patient:
+    """The patient for opening a visit or an admission.
+
+    Opening a visit is how a patient comes under a department's care, so it needs
+    identity access only; the department chosen must be one the user works in,
+    except for receptionists, who open visits for every department.
+    """
+    user = request.user
+    require_role(user, action)
+    patient = _patient_or_404(user, pk)
+    if user.role != Role.RECEPTIONIST and not user.department_ids():
+        raise PermissionDenied(_("You are not a member of any department."))
+    return patient
+
+
+def check_department_for_new_encounter(user: User, department_id: int) -> None:
+    if user.role == Role.RECEPTIONIST:
+        return
+    if department_id not in user.department_ids():
+        raise PermissionDenied(_("You may only open encounters in your own departments."))
+
+
+@transaction.atomic
+def break_glass(request: HttpRequest, patient: Patient, reason: str) -> BreakGlassGrant:
+    """Grant the user temporary access to a patient, with the reason audited."""
+    user = request.user
+    require_role(user, "breakglass")
+    if patient.facility_id != user.facility_id:
+        raise PermissionDenied
+    reason = reason.strip()
+    if len(reason) < 10:
+        raise ValueError(_("Give the reason in at least 10 characters."))
+    now = timezone.now()
+    grant = BreakGlassGrant.objects.create(
+        facility_id=user.facility_id,
+        user=user,
+        patient=patient,
+        reason=reason,
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.BREAK_GLASS_HOURS),
+    )
+    audit(
+        request,
+        "breakglass",
+        obj=grant,
+        patient=patient,
+        reason=reason,
+        detail={"expires_at": grant.expires_at},
+    )
+    return grant

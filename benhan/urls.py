@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.i18n import set_language
+
+admin.site.site_header = "Bệnh Án"
+admin.site.site_title = "Bệnh Án"
+
+urlpatterns = [
+    path("", include("benhan.core.urls")),
+    path("accounts/", include("benhan.accounts.urls")),
+    path("patients/", include("benhan.patients.urls")),
+    path("encounters/", include("benhan.encounters.urls")),
+    path("audit/", include("benhan.audit.urls")),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("admin/", admin.site.urls),
+]
+
+handler403 = "benhan.core.views.forbidden"

@@ -9,6 +9,7 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django_otp import user_has_device
 
 # Refresh the stored last-activity time at most this often, so ordinary browsing
 # does not write the session row on every request.
@@ -49,12 +50,13 @@ class TwoFactorMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if user.is_authenticated and not request.path.startswith(_OPEN_PATHS):
-            if not user.is_verified():
-                from django_otp import user_has_device
-
-                if user_has_device(user):
-                    return redirect(reverse("accounts:otp_verify") + f"?next={request.path}")
-                if user.role in settings.TWO_FACTOR_REQUIRED_ROLES or user.is_superuser:
-                    return redirect("accounts:otp_setup")
+        if (
+            user.is_authenticated
+            and not request.path.startswith(_OPEN_PATHS)
+            and not user.is_verified()
+        ):
+            if user_has_device(user):
+                return redirect(reverse("accounts:otp_verify") + f"?next={request.path}")
+            if user.role in settings.TWO_FACTOR_REQUIRED_ROLES or user.is_superuser:
+                return redirect("accounts:otp_setup")
         return self.get_response(request)

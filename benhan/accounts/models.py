@@ -42,6 +42,9 @@ class Counter(models.Model):
             models.UniqueConstraint(fields=["facility", "name"], name="counter_unique_name")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
     @classmethod
     def next_value(cls, facility: Facility, name: str) -> int:
         with transaction.atomic():
@@ -100,6 +103,11 @@ CLINICAL_ROLES = frozenset({Role.DOCTOR, Role.NURSE, Role.LAB_TECH})
 class StaffManager(UserManager):
     def get_queryset(self):
         return super().get_queryset().select_related("facility")
+
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        # The first account of a new installation configures it: an administrator.
+        extra_fields.setdefault("role", Role.ADMIN)
+        return super().create_superuser(username, email, password, **extra_fields)
 
 
 class User(AbstractUser):

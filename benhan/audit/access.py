@@ -199,14 +199,13 @@ def get_encounter(request: HttpRequest, pk: int, action: str = "encounter.view")
             )
         if not encounter.is_open:
             raise PermissionDenied(_("This encounter has ended and can no longer be changed."))
-    else:
-        audit(
-            request,
-            action,
-            obj=encounter,
-            patient=patient,
-            detail={"break_glass": True} if access.break_glass else None,
-        )
+    # A write form shown by GET displays the record too: audit it as a view. The write
+    # itself is audited by its do_* action.
+    if action == "encounter.view" or request.method == "GET":
+        detail: dict[str, Any] = {"break_glass": True} if access.break_glass else {}
+        if action != "encounter.view":
+            detail["form"] = action
+        audit(request, "encounter.view", obj=encounter, patient=patient, detail=detail or None)
     encounter.access = access
     return encounter
 
@@ -223,6 +222,9 @@ def patient_for_new_encounter(request: HttpRequest, pk: int, action: str) -> Pat
     patient = _patient_or_404(user, pk)
     if user.role != Role.RECEPTIONIST and not user.department_ids():
         raise PermissionDenied(_("You are not a member of any department."))
+    if request.method == "GET":
+        # The form shows the patient's identity: audit the view.
+        audit(request, "patient.view", obj=patient, patient=patient, detail={"form": action})
     return patient
 
 

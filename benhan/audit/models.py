@@ -86,6 +86,9 @@ class AuditHead(models.Model):
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default=GENESIS_HASH)
 
+    def __str__(self) -> str:
+        return f"head #{self.seq}"
+
 
 class BreakGlassGrant(models.Model):
     """Temporary access to a patient outside the staff member's departments."""
@@ -99,3 +102,6 @@ class BreakGlassGrant(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["user", "patient", "expires_at"], name="breakglass_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.patient} until {self.expires_at:%Y-%m-%d %H:%M}"

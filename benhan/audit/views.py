@@ -21,7 +21,9 @@ def events(request: HttpRequest) -> HttpResponse:
     user = request.user
     if user.role != Role.ADMIN and not user.is_superuser:
         raise PermissionDenied(_("Only administrators may read the audit log."))
-    qs = AuditEvent.objects.filter(facility_id=user.facility_id).select_related("actor", "patient")
+    qs = AuditEvent.objects.select_related("actor", "patient")
+    if user.facility_id is not None or not user.is_superuser:
+        qs = qs.filter(facility_id=user.facility_id)
     mrn = request.GET.get("mrn", "").strip()[:20]
     username = request.GET.get("user", "").strip()[:150]
     action = request.GET.get("action", "").strip()[:60]

@@ -14,6 +14,9 @@ class Submission(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     url = models.CharField(max_length=200, blank=True)
 
+    def __str__(self) -> str:
+        return self.token
+
     @classmethod
     def claim(cls, token: str) -> Submission | None:
         """Claim the token inside the caller's transaction.

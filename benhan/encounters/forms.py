@@ -63,9 +63,9 @@ class OpenEncounterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("kind") == EncounterKind.INPATIENT and data.get("department"):
-            if not data["department"].has_beds:
-                self.add_error("department", _("This department does not admit inpatients."))
+        dept = data.get("department")
+        if data.get("kind") == EncounterKind.INPATIENT and dept and not dept.has_beds:
+            self.add_error("department", _("This department does not admit inpatients."))
         return data
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from benhan.lib.vntext import search_key
@@ -28,17 +29,15 @@ class Icd10Code(models.Model):
     def __str__(self) -> str:
         return f"{self.code} {self.title}"
 
-    @property
-    def title(self) -> str:
-        from django.utils.translation import get_language
-
-        if self.title_vi and (get_language() or "vi").startswith("vi"):
-            return self.title_vi
-        return self.title_en
-
     def save(self, *args, **kwargs) -> None:
         self.search_key = search_key(f"{self.code} {self.title_vi} {self.title_en}")
         super().save(*args, **kwargs)
+
+    @property
+    def title(self) -> str:
+        if self.title_vi and (get_language() or "vi").startswith("vi"):
+            return self.title_vi
+        return self.title_en
 
 
 class EncounterKind(models.TextChoices):
@@ -166,6 +165,9 @@ class Stay(models.Model):
         ordering = ["started_at", "id"]
         indexes = [models.Index(fields=["department", "encounter"], name="stay_department")]
 
+    def __str__(self) -> str:
+        return f"{self.department} from {self.started_at:%Y-%m-%d %H:%M}"
+
 
 class Diagnosis(models.Model):
     """A coded diagnosis. Replaced diagnoses are retired, never deleted."""
@@ -195,3 +197,6 @@ class Diagnosis(models.Model):
                 name="diagnosis_one_main",
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.code_id}{' (main)' if self.is_main else ''}"

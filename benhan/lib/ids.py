@@ -59,9 +59,11 @@ def check_cccd_matches(cid: CitizenId, birth_year: int | None, sex: str | None) 
 
 # Beneficiary categories printed on 15-character cards (Decision 1351/QĐ-BHXH and
 # later amendments).
-INSURANCE_CATEGORIES = frozenset(
-    ["DN", "HX", "CH", "NN", "TK", "HC", "XK", "CA", "HT", "TB", "MS", "XB", "XN", "TN", "CC", "CK", "CB", "KC", "HD", "TE", "BT", "HN", "DT", "DK", "XD", "TS", "TC", "TQ", "TA", "TY", "HG", "LS", "PV", "CN", "HS", "GD", "TL", "XV", "NO", "QN", "CY", "ND"]
-)
+_CATEGORY_TABLE = """
+DN HX CH NN TK HC XK CA HT TB MS XB XN TN CC CK CB KC HD TE BT HN DT DK XD TS TC TQ TA
+TY HG LS PV CN HS GD TL XV NO QN CY ND
+"""
+INSURANCE_CATEGORIES = frozenset(_CATEGORY_TABLE.split())
 # Social-insurance province codes: the former provinces' 2-digit codes, plus the
 # armed forces' own funds (97 Ministry of Defence, 98 Ministry of Public Security).
 _INSURANCE_PROVINCES = {code[1:] for code in ID_PROVINCE_CODES} | {"97", "98"}

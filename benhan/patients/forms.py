@@ -77,11 +77,11 @@ class PatientForm(forms.Form):
     province_code = forms.ChoiceField(
         label=_("Province / city"),
         required=False,
-        choices=[("", "—")] + province_choices(),
+        choices=[("", "—"), *province_choices()],
     )
     commune_code = _text(_("Commune / ward code"), 5, inputmode="numeric")
     ethnicity = forms.ChoiceField(
-        label=_("Ethnicity"), required=False, choices=[("", "—")] + ETHNICITIES
+        label=_("Ethnicity"), required=False, choices=[("", "—"), *ETHNICITIES]
     )
     occupation = _text(_("Occupation"), 100)
     emergency_name = _text(_("Emergency contact name"), 100)

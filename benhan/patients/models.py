@@ -27,7 +27,8 @@ class Patient(models.Model):
     # Null when only the year is known (common for older patients).
     birth_date = models.DateField(_("date of birth"), null=True, blank=True)
     sex = models.CharField(_("sex"), max_length=1, choices=Sex)
-    cccd = models.CharField(_("citizen ID (CCCD)"), max_length=12, null=True, blank=True)
+    # NULL, not "", when absent: the per-facility unique constraint must ignore it.
+    cccd = models.CharField(_("citizen ID (CCCD)"), max_length=12, null=True, blank=True)  # noqa: DJ001
     insurance_number = models.CharField(_("health-insurance card"), max_length=15, blank=True)
     # The last 10 digits: the lifelong social-insurance number, what staff type.
     insurance_key = models.CharField(max_length=10, blank=True, editable=False)

@@ -5,7 +5,7 @@ import secrets
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -69,6 +69,12 @@ def register(request: HttpRequest) -> HttpResponse:
     similar: list[Patient] = []
     duplicate = None
     token = request.POST.get("token") or secrets.token_urlsafe(16)
+    if request.method == "POST":
+        # A re-sent form: show the first submission's result before the duplicate
+        # checks, which would otherwise find the patient it just registered.
+        earlier = Submission.objects.filter(token=token).exclude(url="").first()
+        if earlier is not None:
+            return redirect(earlier.url)
     if request.method == "POST" and form.is_valid():
         fields = form.patient_fields()
         duplicate = _duplicate_cccd(user.facility_id, fields["cccd"])
@@ -158,7 +164,7 @@ def break_glass(request: HttpRequest, pk: int) -> HttpResponse:
     access.require_role(request.user, "breakglass")
     patient = Patient.objects.filter(pk=pk, facility_id=request.user.facility_id).first()
     if patient is None:
-        return render(request, "404.html", status=404)
+        raise Http404
     try:
         access.break_glass(request, patient, request.POST.get("reason", ""))
     except ValueError as e:

@@ -8,6 +8,7 @@ non-zero, so systemd (or the operator) sees the failure and restarts the whole.
 
 from __future__ import annotations
 
+import io
 import signal
 import subprocess
 import sys
@@ -54,7 +55,7 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, workers, threads, no_collectstatic, **options):
         if not no_collectstatic:
             call_command("collectstatic", interactive=False, verbosity=0)
-        call_command("check", deploy=False, verbosity=0)
+        call_command("check", stdout=io.StringIO())  # raises on errors, quiet otherwise
         stopping = False
 
         def stop(signum, frame):
@@ -68,7 +69,7 @@ class Command(BaseCommand):
         for name, argv in parts(host, port, workers, threads).items():
             # A new process group: the terminal's Ctrl-C reaches only us, and we
             # decide the order of shutdown.
-            children[name] = subprocess.Popen(argv, start_new_session=True)
+            children[name] = subprocess.Popen(argv, start_new_session=True)  # noqa: S603 - our argv
         self.stdout.write(f"Bệnh Án is running on http://{host}:{port}/  (Ctrl-C to stop)")
         self.stdout.flush()
 

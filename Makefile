@@ -53,7 +53,7 @@ fmt: install
 
 ## make messages: refresh the translation catalogues after changing strings
 messages: install
-	$(BIN)/benhan makemessages -l vi -l en --no-obsolete --ignore=.venv --ignore=var --ignore=bench
+	$(BIN)/benhan makemessages -l vi -l en --no-obsolete --ignore=.venv --ignore=var --ignore=bench --ignore=tests
 	$(BIN)/benhan compilemessages --ignore=.venv
 
 bench: install

@@ -1,4 +1,7 @@
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
+from django.utils import translation
 
 # No inline scripts or styles anywhere: every script is a static file.
 CSP = "; ".join(
@@ -28,3 +31,19 @@ class ContentSecurityPolicyMiddleware:
         if not request.path.startswith("/admin/"):
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
+
+
+class LocaleMiddleware(DjangoLocaleMiddleware):
+    """Vietnamese unless the user chose otherwise.
+
+    Django's own middleware follows the browser's Accept-Language, and many clinic
+    PCs run an English Windows: staff would get English without asking. Here only
+    the language cookie (set by the switch in the top bar) changes the language.
+    """
+
+    def process_request(self, request: HttpRequest) -> None:
+        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+        if chosen not in dict(settings.LANGUAGES):
+            chosen = settings.LANGUAGE_CODE
+        translation.activate(chosen)
+        request.LANGUAGE_CODE = chosen

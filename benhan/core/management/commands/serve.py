@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 # Seconds the children get to finish after SIGTERM before they are killed.
 GRACE = 15
@@ -38,6 +39,24 @@ def parts(host: str, port: int, workers: int, threads: int) -> dict[str, list[st
     }  # fmt: skip
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens there.
+
+    granian binds with SO_REUSEPORT, so a second `benhan serve` on the same port
+    would start without error and share the traffic with the first, old code and
+    new mixed. Refuse instead.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: a port left in TIME_WAIT by a restart is free; a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 class Command(BaseCommand):
     help = "Run the clinic (web server; later the worker and analyzer listeners)."
 
@@ -53,6 +72,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, host, port, workers, threads, no_collectstatic, **options):
+        if port_in_use(host, port):
+            raise CommandError(
+                f"{host}:{port} is already in use (is Bệnh Án already running?). "
+                "Stop it, or choose another port with --port or BENHAN_PORT."
+            )
         if not no_collectstatic:
             call_command("collectstatic", interactive=False, verbosity=0)
         call_command("check", stdout=io.StringIO())  # raises on errors, quiet otherwise

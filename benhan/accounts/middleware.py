@@ -38,8 +38,9 @@ class IdleTimeoutMiddleware:
         return self.get_response(request)
 
 
-# Pages a signed-in user may reach before finishing the second factor.
-_OPEN_PATHS = ("/accounts/", "/static/", "/i18n/")
+# Pages a signed-in user may reach before finishing the second factor. Not the rest of
+# /accounts/: a stolen password alone must not be enough to change the password.
+_OPEN_PATHS = ("/accounts/login/", "/accounts/logout/", "/accounts/2fa/", "/static/", "/i18n/")
 
 
 class TwoFactorMiddleware:

@@ -59,7 +59,8 @@ class PatientForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "dd/mm/yyyy", "inputmode": "numeric"}),
     )
     sex = forms.ChoiceField(label=_("Sex"), choices=Sex.choices, widget=forms.RadioSelect)
-    cccd = _text(_("Citizen ID (CCCD)"), 14, inputmode="numeric")
+    # Room for the 12 digits typed in groups ("079 085 123 456"); parse_cccd strips them.
+    cccd = _text(_("Citizen ID (CCCD)"), 20, inputmode="numeric")
     insurance_number = _text(_("Health-insurance card number"), 20)
     insurance_valid_from = DateField(
         label=_("Card valid from"),

@@ -68,7 +68,8 @@ def register(request: HttpRequest) -> HttpResponse:
     form = PatientForm(request.POST or None)
     similar: list[Patient] = []
     duplicate = None
-    token = request.POST.get("token") or secrets.token_urlsafe(16)
+    # Submission.token holds 64 characters; ours are 22. A longer one is not ours.
+    token = request.POST.get("token", "")[:64] or secrets.token_urlsafe(16)
     if request.method == "POST":
         # A re-sent form: show the first submission's result before the duplicate
         # checks, which would otherwise find the patient it just registered.

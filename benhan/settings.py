@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "benhan.core.middleware.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "benhan.core.middleware.RejectNulMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "benhan.accounts.middleware.IdleTimeoutMiddleware",

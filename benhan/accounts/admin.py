@@ -5,6 +5,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.utils.translation import gettext_lazy as _
 
 from benhan.accounts.models import Department, Facility, User
+from benhan.audit import chain
 
 
 @admin.register(Facility)
@@ -36,3 +37,34 @@ class StaffAdmin(UserAdmin):
         (None, {"fields": ["username", "full_name", "facility", "role", "password1", "password2"]}),
     ]
     readonly_fields = ["last_login"]
+
+    def save_related(self, request, form, formsets, change):
+        """Role, departments and status decide access to patients: audit every change."""
+        user = form.instance
+        before = getattr(user, "_audit_before", None) if change else None
+        super().save_related(request, form, formsets, change)
+        after = _access_snapshot(user)
+        if before != after:
+            chain.record(
+                chain.Actor.from_request(request),
+                "staff.change" if change else "staff.create",
+                obj=user,
+                detail={"old": before, "new": after},
+            )
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj._audit_before = _access_snapshot(obj)
+        return obj
+
+
+def _access_snapshot(user: User) -> dict:
+    return {
+        "role": user.role,
+        "facility": user.facility_id,
+        "departments": sorted(user.departments.values_list("code", flat=True)),
+        "is_active": user.is_active,
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+    }

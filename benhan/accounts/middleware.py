@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
@@ -57,7 +58,8 @@ class TwoFactorMiddleware:
             and not user.is_verified()
         ):
             if user_has_device(user):
-                return redirect(reverse("accounts:otp_verify") + f"?next={request.path}")
+                target = urlencode({"next": request.get_full_path()})
+                return redirect(reverse("accounts:otp_verify") + "?" + target)
             if user.role in settings.TWO_FACTOR_REQUIRED_ROLES or user.is_superuser:
                 return redirect("accounts:otp_setup")
         return self.get_response(request)

@@ -99,6 +99,9 @@ class Role(models.TextChoices):
 
 CLINICAL_ROLES = frozenset({Role.DOCTOR, Role.NURSE, Role.LAB_TECH})
 
+# Apps whose models the Django admin shows: configuration, never clinical data.
+CONFIG_APPS = frozenset({"accounts", "axes", "otp_totp", "encounters"})
+
 
 class StaffManager(UserManager):
     def get_queryset(self):
@@ -139,6 +142,25 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.full_name or self.username
+
+    def save(self, *args, **kwargs) -> None:
+        # Administrators configure the clinic in the admin pages; nobody else uses them.
+        self.is_staff = self.role == Role.ADMIN or self.is_superuser
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "role" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "is_staff"}
+        super().save(*args, **kwargs)
+
+    def has_perm(self, perm: str, obj=None) -> bool:
+        """Administrators may change every configuration model, and nothing else."""
+        if self.is_active and self.role == Role.ADMIN and perm.split(".", 1)[0] in CONFIG_APPS:
+            return True
+        return super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        if self.is_active and self.role == Role.ADMIN and app_label in CONFIG_APPS:
+            return True
+        return super().has_module_perms(app_label)
 
     def get_full_name(self) -> str:
         return self.full_name

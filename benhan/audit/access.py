@@ -55,12 +55,22 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
 }
 
 
-class NeedsBreakGlass(PermissionDenied):
+BREAK_GLASS_REASON_MAX = 1000
+
+
+class Refused(PermissionDenied):
+    """Refused access to a known patient's data (the 403 handler audits it)."""
+
+    def __init__(self, message: str, patient: Patient | None = None):
+        super().__init__(message)
+        self.patient = patient
+
+
+class NeedsBreakGlass(Refused):
     """Refused, but the user may break the glass for this patient."""
 
     def __init__(self, patient: Patient):
-        super().__init__(_("This patient is not under the care of your departments."))
-        self.patient = patient
+        super().__init__(_("This patient is not under the care of your departments."), patient)
 
 
 def audit(
@@ -156,7 +166,7 @@ def get_patient(request: HttpRequest, pk: int, action: str = "patient.view") -> 
     if not access.identity:
         if allowed(user, "breakglass"):
             raise NeedsBreakGlass(patient)
-        raise PermissionDenied(_("You may not see this patient."))
+        raise Refused(_("You may not see this patient."), patient)
     audit(
         request,
         action,
@@ -188,17 +198,18 @@ def get_encounter(request: HttpRequest, pk: int, action: str = "encounter.view")
     if not access.clinical:
         if allowed(user, "breakglass"):
             raise NeedsBreakGlass(patient)
-        raise PermissionDenied(_("You may not see this patient's clinical record."))
+        raise Refused(_("You may not see this patient's clinical record."), patient)
     if action != "encounter.view":
         if user.role == Role.RECORDS_OFFICER:
-            raise PermissionDenied(_("Your role does not allow this."))
+            raise Refused(_("Your role does not allow this."), patient)
         if not (_encounter_in_departments(user, encounter) or access.break_glass):
-            raise PermissionDenied(
+            raise Refused(
                 _("The patient is in %(dept)s now; only its staff may change this encounter.")
-                % {"dept": encounter.department.name}
+                % {"dept": encounter.department.name},
+                patient,
             )
         if not encounter.is_open:
-            raise PermissionDenied(_("This encounter has ended and can no longer be changed."))
+            raise Refused(_("This encounter has ended and can no longer be changed."), patient)
     # A write form shown by GET displays the record too: audit it as a view. The write
     # itself is audited by its do_* action.
     if action == "encounter.view" or request.method == "GET":
@@ -245,6 +256,10 @@ def break_glass(request: HttpRequest, patient: Patient, reason: str) -> BreakGla
     reason = reason.strip()
     if len(reason) < 10:
         raise ValueError(_("Give the reason in at least 10 characters."))
+    if len(reason) > BREAK_GLASS_REASON_MAX:
+        raise ValueError(
+            _("Keep the reason under %(n)s characters.") % {"n": BREAK_GLASS_REASON_MAX}
+        )
     now = timezone.now()
     grant = BreakGlassGrant.objects.create(
         facility_id=user.facility_id,

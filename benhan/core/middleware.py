@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
 from django.utils import translation
 
@@ -47,3 +47,30 @@ class LocaleMiddleware(DjangoLocaleMiddleware):
             chosen = settings.LANGUAGE_CODE
         translation.activate(chosen)
         request.LANGUAGE_CODE = chosen
+
+
+class RejectNulMiddleware:
+    """Answer 400 to a request whose parameters contain a NUL character.
+
+    No legitimate form sends one, SQLite would store it, and PostgreSQL refuses it
+    with an error deep inside a view (a 500). Checking once here covers every
+    parameter, including those read outside a Django form.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "%00" in request.META.get("QUERY_STRING", "") or _has_nul(request):
+            return HttpResponseBadRequest(
+                "Dữ liệu gửi lên chứa ký tự không hợp lệ. / The request contains an invalid "
+                "character.",
+                content_type="text/plain; charset=utf-8",
+            )
+        return self.get_response(request)
+
+
+def _has_nul(request: HttpRequest) -> bool:
+    if request.method != "POST":
+        return False
+    return any("\x00" in value for values in request.POST.lists() for value in values[1])

@@ -52,8 +52,21 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def forbidden(request: HttpRequest, exception=None) -> HttpResponse:
-    """403: with the break-the-glass form when the user may use it."""
+    """403: audited, with the break-the-glass form when the user may use it."""
     patient = getattr(exception, "patient", None)
+    if request.user.is_authenticated:
+        access.audit(
+            request,
+            "access.denied",
+            patient=patient,
+            detail={
+                "path": request.path[:200],
+                "method": request.method,
+                "message": str(exception or "")[:200],
+            },
+        )
+    if isinstance(exception, access.Refused) and not isinstance(exception, access.NeedsBreakGlass):
+        patient = None  # only the break-the-glass page shows the patient's name
     ctx = {
         "message": str(exception) if exception else "",
         "patient": patient,

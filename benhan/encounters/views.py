@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from benhan.accounts.models import Role
 from benhan.audit import access
 from benhan.audit.chain import Actor
+from benhan.core.htmx import render_page_or_fragment
 from benhan.core.models import Submission
 from benhan.encounters import actions
 from benhan.encounters.forms import DiagnosisForm, DischargeForm, OpenEncounterForm, TransferForm
@@ -193,9 +194,6 @@ def icd10_search(request: HttpRequest) -> HttpResponse:
     """Code list search, as a <datalist> fragment for htmx or a page without JavaScript."""
     q = request.GET.get("q", "")[:60]
     codes = search_codes(q) if len(q.strip()) >= 2 else []
-    template = (
-        "encounters/icd10_options.html"
-        if request.headers.get("HX-Request")
-        else "encounters/icd10.html"
+    return render_page_or_fragment(
+        request, "encounters/icd10.html", "encounters/icd10_options.html", {"codes": codes, "q": q}
     )
-    return render(request, template, {"codes": codes, "q": q})

@@ -6,6 +6,7 @@ from datetime import date
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from benhan.lib.regions import PROVINCES
@@ -87,7 +88,7 @@ class Patient(models.Model):
         return str(self.birth_year)
 
     def age(self, on: date | None = None) -> int:
-        on = on or date.today()  # noqa: DTZ011 - a calendar age, the local date is right
+        on = on or timezone.localdate()
         if self.birth_date:
             b = self.birth_date
             return on.year - b.year - ((on.month, on.day) < (b.month, b.day))

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from benhan.audit import access
 from benhan.audit.chain import Actor
+from benhan.core.htmx import render_page_or_fragment
 from benhan.core.models import Submission
 from benhan.encounters.models import Encounter
 from benhan.patients import search as patient_search
@@ -33,9 +34,9 @@ def search(request: HttpRequest) -> HttpResponse:
         results, problem = patient_search.search(request.user.facility_id, q)
         access.audit(request, "patient.search", detail={"q": q, "count": len(results)})
         ctx.update(results=results, problem=problem)
-    if request.headers.get("HX-Request"):
-        return render(request, "patients/search_results.html", ctx)
-    return render(request, "patients/search.html", ctx)
+    return render_page_or_fragment(
+        request, "patients/search.html", "patients/search_results.html", ctx
+    )
 
 
 def _duplicate_cccd(facility_id: int, cccd: str | None, exclude: int | None = None):

@@ -319,3 +319,32 @@ def test_it_parses_phones(raw, phone):
 def test_it_refuses_bad_phones(raw):
     with pytest.raises(ValidationError):
         ids.parse_phone(raw)
+
+
+def test_it_finds_a_renamed_patient_by_the_new_name_only(registry, receptionist, find):
+    """The name index follows edits (a trigger keeps SQLite's FTS table in step)."""
+    from benhan.audit.chain import Actor
+    from benhan.patients.actions import do_update_patient
+
+    do_update_patient(Actor(receptionist), registry["binh"], {"full_name": "Trần Thị Bích"})
+    assert find("bich") == {"binh"}
+    assert find("binh") == set()
+
+
+@pytest.mark.parametrize(
+    "q", ['nguyen"', "van AND an", "an*", "nguyen -van", "h'mong", "(an)", "NEAR(an van)", "^an"]
+)
+def test_it_survives_query_syntax_characters(q, find):
+    """Characters that mean something to a full-text engine are plain text here."""
+    find(q)  # 200 and a result list, never an error
+
+
+def test_it_uses_each_databases_name_index(registry, facility):
+    """The fast paths are in use on the database the suite runs on."""
+    from django.db import connection
+
+    found, problem = patient_search.search(facility.pk, "nguyen van an")
+    assert problem == ""
+    assert {p.full_name for p in found} == {"Nguyễn Văn Ân", "Nguyễn Văn Anh"}
+    if connection.vendor == "sqlite":
+        assert patient_search._sqlite_has_fts()

@@ -7,6 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from benhan.core import demo
+from benhan.core.db import analyze
 
 
 def count(text: str) -> int:
@@ -62,6 +63,7 @@ class Command(BaseCommand):
         except demo.DemoError as e:
             raise CommandError(str(e)) from e
         if result.created:
+            analyze()
             self.stdout.write(
                 f"Seeded {result.facility}: {result.patients} patients, "
                 f"{result.encounters} encounters in {time.monotonic() - started:.1f} s."

@@ -19,6 +19,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from benhan.core.db import analyze
+
 # Seconds the children get to finish after SIGTERM before they are killed.
 GRACE = 15
 
@@ -80,6 +82,7 @@ class Command(BaseCommand):
         if not no_collectstatic:
             call_command("collectstatic", interactive=False, verbosity=0)
         call_command("check", stdout=io.StringIO())  # raises on errors, quiet otherwise
+        analyze()
         stopping = False
 
         def stop(signum, frame):

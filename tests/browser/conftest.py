@@ -124,6 +124,14 @@ class Watch:
         ]
 
 
+def _record_failure(watch: Watch, request) -> None:
+    # A request the browser itself cancels because the page navigated on (the
+    # favicon of a page left at once, typically) is not a failure of the app.
+    if "ERR_ABORTED" in (request.failure or ""):
+        return
+    watch.failed_requests.append(f"{request.url} {request.failure or ''}")
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     report = yield
@@ -144,7 +152,7 @@ def _new_page(browser, live_server, **context_options):
     watch = Watch()
     page.on("console", lambda m: watch.console.append((m.type, m.text)))
     page.on("pageerror", lambda e: watch.page_errors.append(str(e)))
-    page.on("requestfailed", lambda r: watch.failed_requests.append(f"{r.url} {r.failure or ''}"))
+    page.on("requestfailed", lambda r: _record_failure(watch, r))
     page.on(
         "response",
         lambda r: r.status >= 400 and watch.bad_responses.append(f"{r.status} {r.url}"),

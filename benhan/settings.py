@@ -76,6 +76,8 @@ INSTALLED_APPS = [
     "benhan.audit",
     "benhan.patients",
     "benhan.encounters",
+    "benhan.signing",
+    "benhan.records",
     "benhan.core",
 ]
 
@@ -217,6 +219,26 @@ X_FRAME_OPTIONS = "DENY"
 
 # Break-the-glass access lasts this long after the reason is given.
 BREAK_GLASS_HOURS = envint("BREAK_GLASS_HOURS", 8)
+
+# --- Signing (benhan/signing; see docs/verification.md) ---
+# The address staff and the public reach this server at. Certificates name
+# {PUBLIC_URL}/pki/crl/<ca>.crl as their CRL distribution point.
+PUBLIC_URL = env("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Encrypts the certificate authorities', the seal's and the timestamp service's private
+# keys at rest (and peppers the staff PIN keys). Without it, derived from SECRET_KEY.
+# Set your own and keep it in an offline backup: losing it loses the facility's keys.
+CA_PASSPHRASE = env("CA_PASSPHRASE", "")
+# An external RFC 3161 timestamp service; empty = the facility's built-in one.
+TSA_URL = env("TSA_URL", "")
+# "ecdsa-p256" (default) or "rsa-3072", for keys created from now on.
+SIGNING_KEY_TYPE = env("SIGNING_KEY_TYPE", "ecdsa-p256")
+# scrypt cost (log2 N) of the key derived from a signing PIN; tests lower it.
+SIGNING_PIN_KDF_COST = envint("SIGNING_PIN_KDF_COST", 15)
+# Wrong PINs in a row before a signing key is locked.
+SIGNING_PIN_ATTEMPTS = envint("SIGNING_PIN_ATTEMPTS", 5)
+# Years a staff certificate is valid.
+SIGNING_STAFF_CERT_YEARS = envint("SIGNING_STAFF_CERT_YEARS", 3)
+# --- end of signing settings ---
 
 # --- Language and time ------------------------------------------------------------
 

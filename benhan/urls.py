@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import set_language
 
+from benhan.records import views as records_views
+
 admin.site.site_header = "Bệnh Án"
 admin.site.site_title = "Bệnh Án"
 
@@ -11,6 +13,9 @@ urlpatterns = [
     path("patients/", include("benhan.patients.urls")),
     path("encounters/", include("benhan.encounters.urls")),
     path("audit/", include("benhan.audit.urls")),
+    path("pki/", include("benhan.signing.urls")),
+    path("records/", include("benhan.records.urls")),
+    path("v/<str:code>", records_views.lookup, name="lookup"),
     path("i18n/setlang/", set_language, name="set_language"),
     path("admin/", admin.site.urls),
 ]

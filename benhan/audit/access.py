@@ -52,6 +52,12 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "encounter.diagnose": frozenset({D}),
     "worklist.view": frozenset({D, N, L, RO, RC}),
     "breakglass": frozenset(CLINICAL_ROLES),
+    "record.view": frozenset({D, N, L, RO}),
+    "document.edit": frozenset({D, N}),  # create, fill in, complete, amend
+    "document.sign": frozenset({D, N}),
+    "document.seal": frozenset({RO}),
+    "record.close": frozenset({RO}),
+    "records.dashboard": frozenset({D, RO}),
 }
 
 
@@ -278,3 +284,63 @@ def break_glass(request: HttpRequest, patient: Patient, reason: str) -> BreakGla
         detail={"expires_at": grant.expires_at},
     )
     return grant
+
+
+# --- Records ------------------------------------------------------------------------
+
+
+def _encounter_passed_through(user: User, encounter: Encounter) -> bool:
+    """Documents are written during and after the stay (a discharge paper), so the
+    test is whether the encounter passed through one of the user's departments."""
+    return encounter.stays.filter(department_id__in=user.department_ids()).exists()
+
+
+def get_document(request: HttpRequest, pk: int, action: str = "record.view"):
+    """A record document for viewing, or for a write action on it."""
+    from django.shortcuts import get_object_or_404
+
+    from benhan.records.models import Document
+
+    user = request.user
+    require_role(user, action)
+    doc = get_object_or_404(
+        Document.objects.select_related(
+            "record__encounter__patient", "record__encounter__department", "facility"
+        ),
+        pk=pk,
+        facility_id=user.facility_id,
+    )
+    encounter = doc.record.encounter
+    patient = encounter.patient
+    access = patient_access(user, patient)
+    if not access.clinical:
+        if allowed(user, "breakglass"):
+            raise NeedsBreakGlass(patient)
+        raise Refused(_("You may not see this patient's clinical record."), patient)
+    if (
+        action in ("document.edit", "document.sign")
+        and not access.break_glass
+        and not _encounter_passed_through(user, encounter)
+    ):
+        raise Refused(_("Only staff of the departments that treated the patient may do this."),
+                      patient)
+    if request.method == "GET":
+        audit(request, "document.view", obj=doc, patient=patient,
+              detail={"break_glass": True} if access.break_glass else None)
+    doc.access = access
+    return doc
+
+
+def get_record_for_encounter(request: HttpRequest, encounter_pk: int, action: str = "record.view"):
+    """The encounter whose record is shown or added to (the record may not exist yet)."""
+    encounter = get_encounter(request, encounter_pk, "encounter.view")
+    user = request.user
+    require_role(user, action)
+    if (
+        action == "document.edit"
+        and not encounter.access.break_glass
+        and not _encounter_passed_through(user, encounter)
+    ):
+        raise Refused(_("Only staff of the departments that treated the patient may do this."),
+                      encounter.patient)
+    return encounter

@@ -13,6 +13,8 @@ def clinic(request: HttpRequest) -> dict:
             "search": allowed(user, "patient.search"),
             "register": allowed(user, "patient.register"),
             "audit": user.role == "admin" or user.is_superuser,
+            "records": allowed(user, "record.view"),
+            "dashboard": allowed(user, "records.dashboard"),
             "admin": user.is_staff,
         },
     }

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from benhan.records.formtypes import FormType
+
+
+def draft_form(form_type: FormType, data=None, initial=None) -> forms.Form:
+    """A plain Django form for a form type's fields (drafts: nothing is required yet)."""
+    fields = {}
+    for f in form_type.fields:
+        if f.kind in ("textarea", "lines"):
+            field = forms.CharField(
+                max_length=f.max_length, widget=forms.Textarea(attrs={"rows": 3})
+            )
+        elif f.kind == "choice":
+            field = forms.ChoiceField(choices=[("", "—"), *f.choices])
+        elif f.kind == "number":
+            field = forms.DecimalField()
+        else:
+            attrs = {"placeholder": "dd/mm/yyyy hh:mm"} if f.kind == "datetime" else {}
+            field = forms.CharField(max_length=f.max_length, widget=forms.TextInput(attrs=attrs))
+        field.label = f.label
+        field.required = False  # checked at completion, so a draft can be saved half-done
+        field.help_text = f.help
+        fields[f.name] = field
+    cls = type("DraftForm", (forms.Form,), fields)
+    return cls(data=data, initial=initial)
+
+
+class SignForm(forms.Form):
+    pin = forms.CharField(
+        label=_("Signing PIN"),
+        min_length=6,
+        max_length=12,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
+    )
+
+
+class AmendForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason for the amendment"),
+        min_length=10,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class NewDocumentForm(forms.Form):
+    form_type = forms.ChoiceField(label=_("Form"))
+
+    def __init__(self, *args, choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["form_type"].choices = choices

@@ -1,0 +1,148 @@
+"""Medical records (hồ sơ bệnh án), their documents, versions and signatures.
+
+A record belongs to one encounter and holds documents. A document's content lives in
+versions: a draft is edited freely; completing it freezes the data into a version,
+renders the PDF and keeps its SHA-256; staff signatures and the facility seal are
+incremental updates of that PDF. An amendment starts a new version with a reason;
+earlier versions stay readable. Nothing is deleted.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from benhan.records import formtypes
+
+
+class RecordStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    CLOSED = "closed", _("Closed and stored")
+
+
+class Record(models.Model):
+    facility = models.ForeignKey("accounts.Facility", on_delete=models.PROTECT)
+    encounter = models.OneToOneField(
+        "encounters.Encounter", on_delete=models.PROTECT, related_name="record"
+    )
+    number = models.CharField(_("record number"), max_length=20)
+    status = models.CharField(max_length=10, choices=RecordStatus, default=RecordStatus.OPEN)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    retention_class = models.CharField(max_length=20, blank=True)
+    # None while open, and for records kept permanently (medical incidents).
+    retain_until = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["facility", "number"], name="record_unique_number")
+        ]
+        indexes = [models.Index(fields=["facility", "status"], name="record_status")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class DocumentStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    COMPLETED = "completed", _("Completed, awaiting signatures")
+    SIGNED = "signed", _("Signed")
+    SEALED = "sealed", _("Sealed")
+
+
+class Document(models.Model):
+    facility = models.ForeignKey("accounts.Facility", on_delete=models.PROTECT)
+    record = models.ForeignKey(Record, on_delete=models.PROTECT, related_name="documents")
+    form_type = models.CharField(max_length=40)
+    number = models.CharField(max_length=30)
+    status = models.CharField(max_length=10, choices=DocumentStatus, default=DocumentStatus.DRAFT)
+    # The draft being edited (before completion, or during an amendment).
+    draft = models.JSONField(default=dict, blank=True)
+    # Set by an amendment, carried into the next version when it is completed.
+    amendment_reason = models.TextField(blank=True)
+    # Public lookup code printed with the QR code.
+    lookup_code = models.CharField(max_length=12, unique=True)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["number"]
+        indexes = [models.Index(fields=["facility", "status"], name="document_status")]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.form_type}"
+
+    @property
+    def type(self) -> formtypes.FormType:
+        return formtypes.get(self.form_type)
+
+    def current_version(self) -> DocumentVersion | None:
+        return self.versions.order_by("-version").first()
+
+
+class DocumentVersion(models.Model):
+    """One frozen content of a document and its PDF, as completed and then signed."""
+
+    document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    data = models.JSONField()
+    amendment_reason = models.TextField(blank=True)
+    completed_at = models.DateTimeField()
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    # The PDF as rendered, then as it stands after the latest signature.
+    rendered_sha256 = models.CharField(max_length=64)
+    current_sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField(default=0)
+    # Where each signature box is on the page, from the renderer.
+    boxes = models.JSONField(default=dict)
+    sealed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["document", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "version"], name="version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document.number} v{self.version}"
+
+
+class Signature(models.Model):
+    version = models.ForeignKey(
+        DocumentVersion, on_delete=models.PROTECT, related_name="signatures"
+    )
+    slot = models.CharField(max_length=40)  # a form type's slot, or "seal"
+    signer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    signed_at = models.DateTimeField()
+    sha256_after = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["signed_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "slot"], name="signature_one_per_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.slot}"

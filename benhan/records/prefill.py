@@ -1,0 +1,117 @@
+"""Data for documents: pre-filling a draft, and the context a template renders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from benhan.patients.ethnicities import ETHNICITY_NAMES
+from benhan.records import formtypes
+
+_SEX = {"M": "Nam", "F": "Nữ"}
+_DT = "%d/%m/%Y %H:%M"
+
+
+def _local(dt) -> str:
+    return timezone.localtime(dt).strftime(_DT) if dt else ""
+
+
+def _diagnoses(encounter) -> str:
+    lines = []
+    for d in encounter.active_diagnoses():
+        title = d.code.title_vi or d.code.title_en
+        lines.append(f"{d.code_id} {title}" + ("" if d.is_main else " (bệnh kèm theo)"))
+    return "\n".join(lines)
+
+
+def prefill(form: formtypes.FormType, encounter) -> dict[str, Any]:
+    """Initial draft values from the encounter, for fields that name a source."""
+    sources = {
+        "diagnoses": lambda: _diagnoses(encounter),
+        "reason": lambda: encounter.reason,
+        "started_at": lambda: _local(encounter.started_at),
+        "ended_at": lambda: _local(encounter.ended_at),
+    }
+    return {f.name: sources[f.prefill]() for f in form.fields if f.prefill in sources}
+
+
+def document_context(doc, data: dict[str, Any], version: int) -> dict[str, Any]:
+    """Everything a template prints: facility, patient, encounter, fields, signers."""
+    rec = doc.record
+    encounter = rec.encounter
+    patient = encounter.patient
+    facility = doc.facility
+    form = doc.type
+    main = encounter.main_diagnosis
+    base = getattr(settings, "PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    return {
+        "facility": {
+            "name": facility.name,
+            "code": facility.code,
+            "address": facility.address,
+            "parent": getattr(settings, "FACILITY_PARENT", ""),
+        },
+        "department": encounter.department.name,
+        "form": {"code": form.form_number, "title": form.title, "type": form.code},
+        "record": {"number": rec.number, "document_number": doc.number, "version": version},
+        "patient": {
+            "full_name": patient.full_name,
+            "mrn": patient.mrn,
+            "birth": patient.birth_display,
+            "age": patient.age(),
+            "sex": _SEX.get(patient.sex, ""),
+            "ethnicity": ETHNICITY_NAMES.get(patient.ethnicity, ""),
+            "occupation": patient.occupation,
+            "address": ", ".join(p for p in (patient.address, patient.province_name) if p),
+            "insurance_number": patient.insurance_number,
+            "insurance_valid_to": patient.insurance_valid_to.strftime("%d/%m/%Y")
+            if patient.insurance_valid_to
+            else "",
+            "cccd": patient.cccd or "",
+        },
+        "encounter": {
+            "kind": encounter.get_kind_display(),
+            "admitted_at": _local(encounter.started_at),
+            "discharged_at": _local(encounter.ended_at),
+            "department": encounter.department.name,
+            "diagnosis_main": f"{main.code_id} {main.code.title_vi or main.code.title_en}"
+            if main
+            else "",
+            "diagnosis_secondary": [
+                f"{d.code_id} {d.code.title_vi or d.code.title_en}"
+                for d in encounter.secondary_diagnoses
+            ],
+            "outcome": encounter.get_discharge_outcome_display()
+            if encounter.discharge_outcome
+            else "",
+            "discharge_type": encounter.get_discharge_type_display()
+            if encounter.discharge_type
+            else "",
+        },
+        "fields": {k: v for k, v in data.items() if not k.startswith("_")},
+        "signatures": [
+            {"slot": s.slot, "title": s.title, "name": _signer_name(encounter, s)}
+            for s in form.signers
+        ]
+        + (
+            [{"slot": "patient", "title": "NGƯỜI BỆNH / NGƯỜI ĐẠI DIỆN", "name": patient.full_name}]
+            if form.patient_signs
+            else []
+        )
+        + [{"slot": "seal", "title": "XÁC NHẬN CỦA CƠ SỞ", "name": facility.name}],
+        "lookup": {
+            "code": doc.lookup_code,
+            "url": base + reverse("lookup", args=[doc.lookup_code]),
+        },
+        "mark": "Bản chuyển đổi từ hồ sơ bệnh án điện tử · Bệnh Án",
+    }
+
+
+def _signer_name(encounter, slot: formtypes.SignatureSlot) -> str:
+    if slot.attending_only and encounter.attending:
+        a = encounter.attending
+        return f"{a.title} {a.full_name}".strip()
+    return ""

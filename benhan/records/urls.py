@@ -1,0 +1,18 @@
+from django.urls import path
+
+from benhan.records import views
+
+app_name = "records"
+urlpatterns = [
+    path("encounter/<int:encounter_pk>/", views.encounter_record, name="encounter"),
+    path("documents/<int:pk>/", views.document, name="document"),
+    path("documents/<int:pk>/draft/", views.save_draft, name="save_draft"),
+    path("documents/<int:pk>/complete/", views.complete, name="complete"),
+    path("documents/<int:pk>/sign/", views.sign, name="sign"),
+    path("documents/<int:pk>/seal/", views.seal, name="seal"),
+    path("documents/<int:pk>/amend/", views.amend, name="amend"),
+    path("documents/<int:pk>/v<int:version>.pdf", views.pdf, name="pdf"),
+    path("<int:pk>/close/", views.close_record, name="close"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("mine/", views.my_work, name="my_work"),
+]

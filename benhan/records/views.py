@@ -1,0 +1,373 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from benhan.audit import access
+from benhan.audit.chain import Actor
+from benhan.records import actions, formtypes, guards
+from benhan.records.forms import AmendForm, NewDocumentForm, SignForm, draft_form
+from benhan.records.models import Document, DocumentStatus, Record
+
+
+def _may_sign(doc, version, user) -> bool:
+    try:
+        guards.next_slot_for(doc, version, user)
+    except ValidationError:
+        return False
+    return access.allowed(user, "document.sign")
+
+
+def _errors(e: ValidationError) -> str:
+    return " ".join(e.messages)
+
+
+def signing_message(e: Exception) -> str:
+    """What to tell the user about a signing error, in their language."""
+    from benhan.signing import pades, pki
+
+    if isinstance(e, pki.WrongPin):
+        return _("Wrong PIN: %(n)s attempts left before your key is locked.") % {
+            "n": e.attempts_left
+        }
+    messages_by_type = [
+        (pki.PinLocked, _("Your signing key is locked after too many wrong PINs. "
+                          "Ask the administrator to unlock it.")),
+        (pki.NoCredential, _("You have no signing certificate yet. "
+                             "Ask the administrator to issue one.")),
+        (pki.CredentialUnusable, _("Your signing certificate is revoked or expired. "
+                                   "Ask the administrator for a new one.")),
+        (pki.InvalidPin, _("A signing PIN is 6 to 12 digits.")),
+        (pades.DocumentSealed, _("This document is sealed; no signature can be added.")),
+    ]  # fmt: skip
+    for cls, text in messages_by_type:
+        if isinstance(e, cls):
+            return text
+    return _("The signature could not be made: %(reason)s") % {"reason": e}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def encounter_record(request: HttpRequest, encounter_pk: int) -> HttpResponse:
+    """The record of an encounter: its documents, and adding one."""
+    action = "document.edit" if request.method == "POST" else "record.view"
+    encounter = access.get_record_for_encounter(request, encounter_pk, action)
+    rec = Record.objects.filter(encounter=encounter).first()
+    choices = formtypes.choices_for(encounter.kind)
+    form = NewDocumentForm(request.POST or None, choices=choices)
+    if request.method == "POST" and form.is_valid():
+        actor = Actor.from_request(request)
+        try:
+            rec = actions.do_open_record(actor, encounter)
+            doc = actions.do_create_document(actor, rec, form.cleaned_data["form_type"])
+        except ValidationError as e:
+            messages.error(request, _errors(e))
+        else:
+            return redirect("records:document", pk=doc.pk)
+    documents = rec.documents.prefetch_related("versions") if rec else []
+    ctx = {
+        "encounter": encounter,
+        "patient": encounter.patient,
+        "record": rec,
+        "documents": documents,
+        "form": form,
+        "can_add": access.allowed(request.user, "document.edit")
+        and (rec is None or rec.status == "open"),
+    }
+    return render(request, "records/record.html", ctx)
+
+
+@login_required
+@require_GET
+def document(request: HttpRequest, pk: int) -> HttpResponse:
+    doc = access.get_document(request, pk)
+    user = request.user
+    version = doc.current_version()
+    form = draft_form(doc.type, initial=doc.draft) if doc.status == DocumentStatus.DRAFT else None
+    slot = guards.next_slot(doc, version)
+    ctx = {
+        "doc": doc,
+        "patient": doc.record.encounter.patient,
+        "encounter": doc.record.encounter,
+        "form": form,
+        "version": version,
+        "versions": doc.versions.order_by("-version").prefetch_related("signatures__signer"),
+        "next_slot": slot,
+        "can_edit": access.allowed(user, "document.edit") and doc.status == DocumentStatus.DRAFT,
+        "can_sign": _may_sign(doc, version, user),
+        "can_seal": access.allowed(user, "document.seal") and doc.status == DocumentStatus.SIGNED,
+        "can_amend": access.allowed(user, "document.edit")
+        and doc.status in (DocumentStatus.SIGNED, DocumentStatus.SEALED, DocumentStatus.COMPLETED),
+        "sign_form": SignForm(),
+        "amend_form": AmendForm(),
+    }
+    return render(request, "records/document.html", ctx)
+
+
+@login_required
+@require_POST
+def save_draft(request: HttpRequest, pk: int) -> HttpResponse:
+    """Autosave (htmx) or the plain "save draft" button."""
+    doc = access.get_document(request, pk, "document.edit")
+    form = draft_form(doc.type, data=request.POST)
+    htmx = bool(request.headers.get("HX-Request"))
+    if not form.is_valid():
+        if htmx:
+            return render(request, "records/save_status.html", {"error": form.errors}, status=422)
+        messages.error(request, _("Some fields are too long; nothing was saved."))
+        return redirect("records:document", pk=doc.pk)
+    try:
+        # Only the fields sent: a partial post never blanks the others.
+        sent = {k: v for k, v in form.cleaned_data.items() if k in request.POST}
+        doc = actions.do_save_draft(Actor.from_request(request), doc, sent)
+    except ValidationError as e:
+        if htmx:
+            return render(request, "records/save_status.html", {"error": _errors(e)}, status=409)
+        messages.error(request, _errors(e))
+        return redirect("records:document", pk=doc.pk)
+    if htmx:
+        return render(request, "records/save_status.html", {"saved_at": timezone.localtime()})
+    if "complete" in request.POST:
+        return _complete(request, doc)
+    messages.success(request, _("Draft saved."))
+    return redirect("records:document", pk=doc.pk)
+
+
+def _complete(request: HttpRequest, doc: Document) -> HttpResponse:
+    try:
+        actions.do_complete(Actor.from_request(request), doc)
+    except ValidationError as e:
+        if hasattr(e, "error_dict"):
+            labels = {f.name: str(f.label) for f in doc.type.fields}
+            for name, errs in e.message_dict.items():
+                messages.error(request, f"{labels.get(name, name)}: {' '.join(errs)}")
+        else:
+            messages.error(request, _errors(e))
+    else:
+        messages.success(
+            request, _("Completed: the content is frozen and the PDF is ready to sign.")
+        )
+    return redirect("records:document", pk=doc.pk)
+
+
+@login_required
+@require_POST
+def complete(request: HttpRequest, pk: int) -> HttpResponse:
+    doc = access.get_document(request, pk, "document.edit")
+    return _complete(request, doc)
+
+
+@login_required
+@require_POST
+def sign(request: HttpRequest, pk: int) -> HttpResponse:
+    from benhan.signing.pki import SigningError
+
+    doc = access.get_document(request, pk, "document.sign")
+    form = SignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Enter your signing PIN (6 to 12 digits)."))
+        return redirect("records:document", pk=doc.pk)
+    try:
+        actions.do_sign(Actor.from_request(request), doc, form.cleaned_data["pin"])
+    except ValidationError as e:
+        messages.error(request, _errors(e))
+    except SigningError as e:
+        messages.error(request, signing_message(e))
+    else:
+        messages.success(request, _("Signed."))
+    return redirect("records:document", pk=doc.pk)
+
+
+@login_required
+@require_POST
+def seal(request: HttpRequest, pk: int) -> HttpResponse:
+    doc = access.get_document(request, pk, "document.seal")
+    try:
+        actions.do_seal(Actor.from_request(request), doc)
+    except ValidationError as e:
+        messages.error(request, _errors(e))
+    else:
+        messages.success(request, _("Sealed. The document can no longer change."))
+    return redirect("records:document", pk=doc.pk)
+
+
+@login_required
+@require_POST
+def amend(request: HttpRequest, pk: int) -> HttpResponse:
+    doc = access.get_document(request, pk, "document.edit")
+    form = AmendForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Give the reason for the amendment in at least 10 characters."))
+        return redirect("records:document", pk=doc.pk)
+    try:
+        actions.do_amend(Actor.from_request(request), doc, form.cleaned_data["reason"])
+    except ValidationError as e:
+        messages.error(request, _errors(e))
+    return redirect("records:document", pk=doc.pk)
+
+
+@login_required
+@require_POST
+def close_record(request: HttpRequest, pk: int) -> HttpResponse:
+    rec = get_object_or_404(Record, pk=pk, facility_id=request.user.facility_id)
+    access.get_record_for_encounter(request, rec.encounter_id, "record.close")
+    try:
+        actions.do_close_record(Actor.from_request(request), rec)
+    except ValidationError as e:
+        messages.error(request, _errors(e))
+    else:
+        messages.success(request, _("The record is closed and stored."))
+    return redirect("records:encounter", encounter_pk=rec.encounter_id)
+
+
+@login_required
+@require_GET
+def pdf(request: HttpRequest, pk: int, version: int) -> HttpResponse:
+    """A version's PDF as it stands (with the signatures so far). Audited as a view."""
+    from benhan.records.storage import CorruptObject, default_store
+
+    doc = access.get_document(request, pk)
+    v = doc.versions.filter(version=version).first()
+    if v is None:
+        raise Http404
+    try:
+        data = default_store().get(v.current_sha256)
+    except CorruptObject:
+        return render(request, "records/corrupt.html", {"doc": doc}, status=500)
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{doc.number}-v{v.version}.pdf"'
+    return response
+
+
+@require_GET
+def lookup(request: HttpRequest, code: str) -> HttpResponse:
+    """The public page the QR code opens: integrity and signers, no clinical content."""
+    from benhan.records.storage import CorruptObject, default_store
+    from benhan.signing.verify import verify_pdf
+
+    doc = get_object_or_404(
+        Document.objects.select_related("record", "facility"), lookup_code=code.upper()
+    )
+    version = doc.current_version()
+    report = None
+    corrupt = False
+    if version is not None:
+        try:
+            report = verify_pdf(default_store().get(version.current_sha256))
+        except CorruptObject:
+            corrupt = True
+    can_read = False
+    if request.user.is_authenticated and request.user.facility_id == doc.facility_id:
+        from benhan.audit.access import patient_access
+
+        can_read = patient_access(request.user, doc.record.encounter.patient).clinical
+    ctx = {
+        "doc": doc,
+        "version": version,
+        "report": report,
+        "corrupt": corrupt,
+        "can_read": can_read,
+    }
+    return render(request, "records/lookup.html", ctx)
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Records created, completed, signed, sealed and stored: totals, by kind, department,
+    month; a bar chart in inline SVG; CSV with ?format=csv. Counts only, no patient data."""
+    from benhan.encounters.models import EncounterKind
+    from benhan.records import stats
+
+    access.require_role(request.user, "records.dashboard")
+    data = stats.compute(request.user.facility_id)
+    if request.GET.get("format") == "csv":
+        return _stats_csv(data)
+    months = stats.last_months(12)
+    kinds = dict(EncounterKind.choices)
+
+    def row(counter):
+        return [counter[s] for s in stats.STAGES]
+
+    ctx = {
+        "total": row(data.total),
+        "by_kind": [(kinds.get(k, k), row(c)) for k, c in sorted(data.by_kind.items())],
+        "by_department": [(k, row(c)) for k, c in sorted(data.by_department.items())],
+        "by_month": [(m, row(data.by_month[m])) for m in months],
+        "chart": stats.month_chart(data.by_month, months),
+    }
+    return render(request, "records/dashboard.html", ctx)
+
+
+def _stats_csv(data) -> HttpResponse:
+    import csv
+
+    from benhan.records.stats import STAGES
+
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="benhan-records.csv"'
+    response.write("\ufeff")  # Excel opens UTF-8 (Vietnamese) correctly with a BOM
+    writer = csv.writer(response)
+    writer.writerow(["group", "value", *STAGES])
+    writer.writerow(["total", "", *(data.total[s] for s in STAGES)])
+    for group, rows in (
+        ("kind", data.by_kind),
+        ("department", data.by_department),
+        ("month", data.by_month),
+    ):
+        for key, counter in sorted(rows.items()):
+            writer.writerow([group, key, *(counter[s] for s in STAGES)])
+    return response
+
+
+@login_required
+@require_GET
+def my_work(request: HttpRequest) -> HttpResponse:
+    """Documents waiting for my signature; per department, records not yet complete."""
+    user = request.user
+    access.require_role(user, "record.view")
+    depts = user.department_ids()
+    base = Document.objects.filter(facility_id=user.facility_id).select_related(
+        "record__encounter__patient", "record__encounter__department", "record__encounter"
+    )
+    if user.role != "records_officer":
+        base = base.filter(record__encounter__stays__department_id__in=depts).distinct()
+    waiting = []
+    for doc in base.filter(status__in=[DocumentStatus.COMPLETED, DocumentStatus.SIGNED])[:500]:
+        version = doc.current_version()
+        if doc.status == DocumentStatus.SIGNED:
+            if user.role == "records_officer":
+                waiting.append((doc, _("Facility seal")))
+            continue
+        try:
+            slot = guards.next_slot_for(doc, version, user)
+        except ValidationError:
+            continue  # not this user's turn (another role, the attending only, signed already)
+        waiting.append((doc, slot.title.capitalize()))
+    incomplete = (
+        Record.objects.filter(facility_id=user.facility_id, status="open")
+        .exclude(documents__isnull=True)
+        .filter(
+            documents__status__in=[
+                DocumentStatus.DRAFT,
+                DocumentStatus.COMPLETED,
+                DocumentStatus.SIGNED,
+            ]
+        )
+        .select_related("encounter__patient", "encounter__department")
+        .distinct()
+    )
+    if user.role != "records_officer":
+        incomplete = incomplete.filter(encounter__department_id__in=depts)
+    access.audit(request, "worklist.view", detail={"list": "records"})
+    ctx = {
+        "waiting": waiting,
+        "incomplete": incomplete.order_by("encounter__department__name", "created_at")[:300],
+    }
+    return render(request, "records/my_work.html", ctx)

@@ -322,11 +322,17 @@ def get_document(request: HttpRequest, pk: int, action: str = "record.view"):
         and not access.break_glass
         and not _encounter_passed_through(user, encounter)
     ):
-        raise Refused(_("Only staff of the departments that treated the patient may do this."),
-                      patient)
+        raise Refused(
+            _("Only staff of the departments that treated the patient may do this."), patient
+        )
     if request.method == "GET":
-        audit(request, "document.view", obj=doc, patient=patient,
-              detail={"break_glass": True} if access.break_glass else None)
+        audit(
+            request,
+            "document.view",
+            obj=doc,
+            patient=patient,
+            detail={"break_glass": True} if access.break_glass else None,
+        )
     doc.access = access
     return doc
 
@@ -341,6 +347,8 @@ def get_record_for_encounter(request: HttpRequest, encounter_pk: int, action: st
         and not encounter.access.break_glass
         and not _encounter_passed_through(user, encounter)
     ):
-        raise Refused(_("Only staff of the departments that treated the patient may do this."),
-                      encounter.patient)
+        raise Refused(
+            _("Only staff of the departments that treated the patient may do this."),
+            encounter.patient,
+        )
     return encounter

@@ -10,14 +10,15 @@ def draft_form(form_type: FormType, data=None, initial=None) -> forms.Form:
     """A plain Django form for a form type's fields (drafts: nothing is required yet)."""
     fields = {}
     for f in form_type.fields:
-        if f.kind in ("textarea", "lines"):
+        if f.kind in ("textarea", "lines", "table"):
+            rows = 6 if f.kind == "table" else 3
             field = forms.CharField(
-                max_length=f.max_length, widget=forms.Textarea(attrs={"rows": 3})
+                max_length=f.max_length, widget=forms.Textarea(attrs={"rows": rows})
             )
         elif f.kind == "choice":
             field = forms.ChoiceField(choices=[("", "—"), *f.choices])
         elif f.kind == "number":
-            field = forms.DecimalField()
+            field = forms.FloatField()  # JSON-serialisable, unlike Decimal
         else:
             attrs = {"placeholder": "dd/mm/yyyy hh:mm"} if f.kind == "datetime" else {}
             field = forms.CharField(max_length=f.max_length, widget=forms.TextInput(attrs=attrs))

@@ -21,13 +21,18 @@ from benhan.accounts.models import Role
 class Field:
     name: str
     label: str
-    kind: str = "text"  # text | textarea | date | datetime | number | choice | lines
+    # text | textarea | date | datetime | number | choice
+    # lines: one item per line -> a list of strings
+    # table: one row per line, columns separated by "|" -> a list of dicts (see columns)
+    kind: str = "text"
     required: bool = False
     choices: tuple[tuple[str, str], ...] = ()
     # Filled from the patient/encounter when the document is created (see prefill.py).
     prefill: str = ""
     help: str = ""
     max_length: int = 2000
+    columns: tuple[str, ...] = ()  # for kind="table"
+    numeric: tuple[str, ...] = ()  # table columns that are numbers
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,135 @@ register(
             Field("representative_relation", _("Relationship to the patient"), "text"),
         ),
         signers=(SignatureSlot("doctor", "BÁC SĨ GIẢI THÍCH", DOCTOR),),
+    )
+)
+
+
+NURSE_OR_DOCTOR = frozenset({Role.DOCTOR, Role.NURSE})
+
+register(
+    FormType(
+        code="inpatient_record",
+        title="BỆNH ÁN NỘI KHOA",
+        form_number="MS: 01/BV-01",
+        template="inpatient_record.typ",
+        kinds=frozenset({"inpatient"}),
+        fields=(
+            Field("reason", _("Reason for admission"), "textarea", required=True, prefill="reason"),
+            Field("history", _("History of present illness"), "textarea", required=True),
+            Field("personal_history", _("Personal history"), "textarea"),
+            Field("family_history", _("Family history"), "textarea"),
+            Field("general_exam", _("General examination"), "textarea", required=True),
+            Field("tests", _("Tests and results"), "textarea"),
+            Field("summary", _("Summary"), "textarea", required=True),
+            _DIAG,
+            Field("prognosis", _("Prognosis"), "text"),
+            Field("treatment_plan", _("Treatment plan"), "textarea", required=True),
+        ),
+        signers=(
+            SignatureSlot("doctor", "BÁC SĨ LÀM BỆNH ÁN", DOCTOR, attending_only=True),
+            SignatureSlot("head", "TRƯỞNG KHOA", DOCTOR),
+        ),
+    )
+)
+
+register(
+    FormType(
+        code="treatment_sheet",
+        title="PHIẾU ĐIỀU TRỊ",
+        form_number="MS: 39/BV-01",
+        template="treatment_sheet.typ",
+        kinds=frozenset({"inpatient", "emergency"}),
+        fields=(
+            _DIAG,
+            Field("room", _("Room"), "text"),
+            Field("bed", _("Bed"), "text"),
+            Field(
+                "entries",
+                _("Entries"),
+                "table",
+                required=True,
+                max_length=20000,
+                columns=("datetime", "progress", "orders"),
+                help=_("One line per entry: date and time | progress | orders"),
+            ),
+        ),
+        signers=(SignatureSlot("doctor", "BÁC SĨ ĐIỀU TRỊ", DOCTOR),),
+    )
+)
+
+register(
+    FormType(
+        code="prescription",
+        title="ĐƠN THUỐC",
+        form_number="MS: 17/BV-01",
+        template="prescription.typ",
+        fields=(
+            _DIAG,
+            Field(
+                "drugs",
+                _("Drugs"),
+                "table",
+                required=True,
+                max_length=10000,
+                columns=("name", "strength", "quantity", "unit", "usage"),
+                numeric=("quantity",),
+                help=_("One drug per line: name | strength | quantity | unit | how to take it"),
+            ),
+            Field("days", _("Days"), "number"),
+            Field("advice", _("Advice"), "textarea"),
+            Field("follow_up", _("Follow-up"), "text"),
+        ),
+        signers=(SignatureSlot("doctor", "BÁC SĨ KÊ ĐƠN", DOCTOR),),
+    )
+)
+
+register(
+    FormType(
+        code="commitment",
+        title="GIẤY CAM KẾT",
+        form_number="MS: 04/BV-01",
+        template="commitment.typ",
+        patient_signs=True,
+        fields=(
+            Field("subject", _("Subject"), "text", required=True),
+            Field("content", _("What the patient was told"), "textarea", required=True),
+            Field("commitments", _("Undertakings"), "lines", help=_("One per line")),
+            Field("representative_name", _("Representative (if not the patient)"), "text"),
+            Field("representative_relation", _("Relationship to the patient"), "text"),
+            Field("representative_id", _("Representative's citizen ID"), "text"),
+        ),
+        signers=(SignatureSlot("doctor", "BÁC SĨ ĐIỀU TRỊ", DOCTOR),),
+    )
+)
+
+register(
+    FormType(
+        code="payment_statement",
+        title="BẢNG KÊ CHI PHÍ KHÁM BỆNH, CHỮA BỆNH",
+        form_number="Mẫu số 01/KBCB",
+        template="payment_statement.typ",
+        patient_signs=True,
+        fields=(
+            Field("coverage_percent", _("Insurance benefit (%)"), "number", prefill="coverage"),
+            Field("route", _("Route"), "text", prefill="route"),
+            Field("days", _("Days of treatment"), "number", prefill="days"),
+            Field(
+                "lines",
+                _("Services and drugs"),
+                "table",
+                required=True,
+                max_length=20000,
+                prefill="charges",
+                columns=("group", "name", "unit", "quantity", "price", "insurance_price"),
+                numeric=("quantity", "price", "insurance_price"),
+                help=_(
+                    "One line per item: group | name | unit | quantity | hospital price | "
+                    "insurance price"
+                ),
+            ),
+        ),
+        signers=(SignatureSlot("preparer", "NGƯỜI LẬP BẢNG KÊ", NURSE_OR_DOCTOR),),
     )
 )
 

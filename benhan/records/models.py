@@ -146,3 +146,32 @@ class Signature(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} {self.slot}"
+
+
+class PriceItem(models.Model):
+    """A service or drug with its hospital and insurance prices (VND), for statements."""
+
+    class Kind(models.TextChoices):
+        SERVICE = "service", _("Service")
+        DRUG = "drug", _("Drug")
+
+    facility = models.ForeignKey("accounts.Facility", on_delete=models.PROTECT)
+    code = models.CharField(_("code"), max_length=30)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind)
+    group = models.CharField(_("group"), max_length=60)
+    name = models.CharField(_("name"), max_length=200)
+    unit = models.CharField(_("unit"), max_length=20)
+    price = models.PositiveIntegerField(_("hospital price"))
+    insurance_price = models.PositiveIntegerField(_("insurance price"))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("price list item")
+        verbose_name_plural = _("price list")
+        ordering = ["kind", "group", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["facility", "code"], name="priceitem_unique_code")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"

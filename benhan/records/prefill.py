@@ -29,13 +29,45 @@ def _diagnoses(encounter) -> str:
 
 def prefill(form: formtypes.FormType, encounter) -> dict[str, Any]:
     """Initial draft values from the encounter, for fields that name a source."""
+    from benhan.records import billing
+
+    lines = form.field("lines").columns if any(f.name == "lines" for f in form.fields) else ()
     sources = {
         "diagnoses": lambda: _diagnoses(encounter),
         "reason": lambda: encounter.reason,
         "started_at": lambda: _local(encounter.started_at),
         "ended_at": lambda: _local(encounter.ended_at),
+        "coverage": lambda: billing.coverage_percent(encounter),
+        "route": lambda: _route(encounter),
+        "days": lambda: billing.days(encounter),
+        "charges": lambda: billing.format_table(billing.charge_lines(encounter), lines),
     }
     return {f.name: sources[f.prefill]() for f in form.fields if f.prefill in sources}
+
+
+def _route(encounter) -> str:
+    patient = encounter.patient
+    if encounter.kind == "emergency":
+        return "Cấp cứu"
+    if patient.insurance_facility_code == encounter.facility.code:
+        return "Đúng tuyến"
+    return "Thông tuyến" if patient.insurance_number else ""
+
+
+def structured(form: formtypes.FormType, data: dict[str, Any]) -> dict[str, Any]:
+    """Draft values as the template reads them: tables and lines become lists."""
+    from benhan.records.billing import _number, parse_table
+
+    out = {k: v for k, v in data.items() if not k.startswith("_")}
+    for f in form.fields:
+        value = out.get(f.name)
+        if f.kind == "table":
+            out[f.name] = parse_table(value, f.columns, f.numeric)
+        elif f.kind == "lines":
+            out[f.name] = [ln.strip() for ln in str(value or "").splitlines() if ln.strip()]
+        elif f.kind == "number" and value not in (None, ""):
+            out[f.name] = _number(value)
+    return out
 
 
 def document_context(doc, data: dict[str, Any], version: int) -> dict[str, Any]:
@@ -91,7 +123,7 @@ def document_context(doc, data: dict[str, Any], version: int) -> dict[str, Any]:
             if encounter.discharge_type
             else "",
         },
-        "fields": {k: v for k, v in data.items() if not k.startswith("_")},
+        "fields": structured(form, data),
         "signatures": [
             {"slot": s.slot, "title": s.title, "name": _signer_name(encounter, s)}
             for s in form.signers

@@ -12,6 +12,7 @@ urlpatterns = [
     path("documents/<int:pk>/seal/", views.seal, name="seal"),
     path("documents/<int:pk>/amend/", views.amend, name="amend"),
     path("documents/<int:pk>/v<int:version>.pdf", views.pdf, name="pdf"),
+    path("documents/<int:pk>/v<int:version>/print.pdf", views.print_copy, name="print"),
     path("<int:pk>/close/", views.close_record, name="close"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("mine/", views.my_work, name="my_work"),

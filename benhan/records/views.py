@@ -245,6 +245,37 @@ def pdf(request: HttpRequest, pk: int, version: int) -> HttpResponse:
     return response
 
 
+@login_required
+@require_GET
+def print_copy(request: HttpRequest, pk: int, version: int) -> HttpResponse:
+    """A paper copy: the signed PDF with "printed at … by …" added on every page.
+
+    The electronic original stays as it is; this copy is for printing only (a validator
+    would rightly say it was changed after the seal).
+    """
+    from benhan.records.render import stamp_print_copy
+    from benhan.records.storage import CorruptObject, default_store
+
+    doc = access.get_document(request, pk)
+    v = doc.versions.filter(version=version).first()
+    if v is None:
+        raise Http404
+    try:
+        data = default_store().get(v.current_sha256)
+    except CorruptObject:
+        return render(request, "records/corrupt.html", {"doc": doc}, status=500)
+    printed = stamp_print_copy(
+        data,
+        printed_at=timezone.localtime().strftime("%H:%M %d/%m/%Y"),
+        printed_by=request.user.full_name,
+    )
+    access.audit(request, "document.print", obj=doc, patient=doc.record.encounter.patient,
+                 detail={"version": v.version})  # fmt: skip
+    response = HttpResponse(printed, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{doc.number}-v{v.version}-ban-in.pdf"'
+    return response
+
+
 @require_GET
 def lookup(request: HttpRequest, code: str) -> HttpResponse:
     """The public page the QR code opens: integrity and signers, no clinical content."""

@@ -238,7 +238,29 @@ SIGNING_PIN_KDF_COST = envint("SIGNING_PIN_KDF_COST", 15)
 SIGNING_PIN_ATTEMPTS = envint("SIGNING_PIN_ATTEMPTS", 5)
 # Years a staff certificate is valid.
 SIGNING_STAFF_CERT_YEARS = envint("SIGNING_STAFF_CERT_YEARS", 3)
+# USB tokens and HSMs (docs/signers.md).
+PKCS11_MODULE = env("PKCS11_MODULE", "")
+PKCS11_TOKEN_LABEL = env("PKCS11_TOKEN_LABEL", "")
+PKCS11_KEY_LABEL = env("PKCS11_KEY_LABEL", "")
+PKCS11_CERT_LABEL = env("PKCS11_CERT_LABEL", "") or None
+# A remote signing service speaking the Cloud Signature Consortium API (docs/signers.md).
+CSC_URL = env("CSC_URL", "")
+CSC_API_VERSION = env("CSC_API_VERSION", "v1")
+CSC_TOKEN = env("CSC_TOKEN", "")
+CSC_TIMEOUT = envint("CSC_TIMEOUT", 30)
 # --- end of signing settings ---
+
+# --- Records ----------------------------------------------------------------------------
+
+# Rendered and signed PDFs, content-addressed (benhan/records/storage.py).
+DOCUMENTS_DIR = Path(env("DOCUMENTS_DIR", str(DATA_DIR / "documents")))
+# Years records are kept, counted from the year the episode ended; 0 = permanently.
+# e.g. BENHAN_RETENTION_YEARS="ordinary=10,special=20,death=30,incident=0"
+RETENTION_YEARS = {
+    k.strip(): int(v) for k, v in (item.split("=") for item in envlist("RETENTION_YEARS", ""))
+}
+# The authority printed above the facility's name on forms (e.g. "SỞ Y TẾ THANH HÓA").
+FACILITY_PARENT = env("FACILITY_PARENT", "")
 
 # --- Language and time ------------------------------------------------------------
 

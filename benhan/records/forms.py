@@ -24,7 +24,12 @@ def draft_form(form_type: FormType, data=None, initial=None) -> forms.Form:
             field = forms.CharField(max_length=f.max_length, widget=forms.TextInput(attrs=attrs))
         field.label = f.label
         field.required = False  # checked at completion, so a draft can be saved half-done
-        field.help_text = f.help
+        # Still marked, so staff see what Complete will ask for.
+        field.widget.attrs["aria-required"] = "true" if f.required else "false"
+        if f.required:
+            field.help_text = (f"{f.help} " if f.help else "") + str(_("Needed to complete."))
+        if not f.required:
+            field.help_text = f.help
         fields[f.name] = field
     cls = type("DraftForm", (forms.Form,), fields)
     return cls(data=data, initial=initial)

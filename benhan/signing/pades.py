@@ -18,21 +18,31 @@ and go into the document security store with the certificates. Otherwise B-T.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+import zlib
 from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
 
+import uharfbuzz as hb
+from asn1crypto import cms, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+from fontTools import subset as ft_subset
+from fontTools import ttLib
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.font.api import FontEngine, FontEngineFactory
+from pyhanko.pdf_utils.font.opentype import CIDFontType2, GlyphAccumulator, _read_ps_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
+from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
 from pyhanko.sign.general import SigningError as PyHankoSigningError
-from pyhanko.sign.general import get_pyca_cryptography_hash
+from pyhanko.sign.general import as_signing_certificate_v2, get_pyca_cryptography_hash
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -92,6 +102,39 @@ class LoadedKeySigner(signers.Signer):
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run=False) -> bytes:
         return self.sign_raw(data, digest_algorithm)
 
+    # asn1crypto re-serialises a freshly built structure each time it is dumped or
+    # copied, and pyHanko dumps the signed attributes three times: the constant
+    # signing-certificate attribute is built once per signer, and the attributes are
+    # re-loaded from their DER so that later dumps return those same bytes.
+
+    def _signed_attr_providers(self, *args, **kwargs):
+        for prov in super()._signed_attr_providers(*args, **kwargs):
+            if isinstance(prov, SigningCertificateV2Provider):
+                prov = self._signing_cert_provider()
+            yield prov
+
+    def _signing_cert_provider(self):
+        cached = getattr(self, "_signing_cert_attr", None)
+        if cached is None:
+            der = as_signing_certificate_v2(self.signing_cert).dump()
+            cached = self._signing_cert_attr = _ConstantAttribute(
+                "signing_certificate_v2", tsp.SigningCertificateV2.load(der)
+            )
+        return cached
+
+    async def signed_attrs(self, *args, **kwargs):
+        attrs = await super().signed_attrs(*args, **kwargs)
+        return cms.CMSAttributes.load(attrs.dump())
+
+
+class _ConstantAttribute(CMSAttributeProvider):
+    def __init__(self, attribute_type: str, value):
+        self.attribute_type = attribute_type
+        self.value = value
+
+    async def build_attr_value(self, dry_run=False):
+        return self.value
+
 
 def signer_from_key(cert: x509.Certificate, private_key, chain=()) -> LoadedKeySigner:
     return LoadedKeySigner(cert, private_key, chain)
@@ -124,7 +167,10 @@ def document_lock(pdf: bytes) -> str | None:
     A signature with a field lock on all fields, or a DocMDP "no changes" permission
     (set by the facility seal, or by a certification signature from another tool).
     """
-    reader = PdfFileReader(BytesIO(pdf), strict=False)
+    return _lock_reason(PdfFileReader(BytesIO(pdf), strict=False))
+
+
+def _lock_reason(reader: PdfFileReader) -> str | None:
     for sig in reader.embedded_signatures:
         if sig.docmdp_level == fields.MDPPerm.NO_CHANGES:
             return f"signature {sig.field_name!r} allows no changes"
@@ -165,11 +211,128 @@ def validation_context_for(cert: x509.Certificate) -> ValidationContext | None:
     )
 
 
+# --- Stamp font ---
+#
+# pyHanko's GlyphAccumulator parses the font file, and subsets and re-serialises it
+# with fontTools, for every stamp: about a third of a signature's time. The stamp font
+# is parsed once per process here, and the embedded subset (fontTools, the same
+# options as pyHanko's, glyph ids kept) is cached by glyph set. Digits and the
+# punctuation of dates and times are always in the subset, so a stamp's glyph set
+# depends on the signer's name and role, not on the time: a person's next stamp
+# reuses the subset.
+
+STAMP_BASE_CHARS = "0123456789 /:.,-()"
+
+
+class _StampFontData:
+    """The parsed stamp font, shared read-only by every stamp of the process."""
+
+    def __init__(self, path: Path):
+        self.data = path.read_bytes()
+        self.tt = ttLib.TTFont(BytesIO(self.data), lazy=False)
+        self.tt.ensureDecompiled()
+        self.glyph_set = self.tt.getGlyphSet()
+        self.ps_name = _read_ps_name(self.tt)
+        self.units_per_em = self.tt["head"].unitsPerEm
+        self.hb_font = hb.Font(hb.Face(self.data))
+        self.reverse_cmap = self.tt["cmap"].buildReversed()
+        cmap = self.tt.getBestCmap()
+        self.base_gids = frozenset(
+            self.tt.getGlyphID(cmap[ord(c)]) for c in STAMP_BASE_CHARS if ord(c) in cmap
+        )
+        self.lock = threading.Lock()
+
+    @functools.lru_cache(maxsize=512)  # noqa: B019 - one instance per process
+    def subset(self, gids: frozenset[int]) -> bytes:
+        """The font reduced to `gids` (ids kept), Flate-compressed for /FontFile2."""
+        tt = ttLib.TTFont(BytesIO(self.data))
+        options = ft_subset.Options(layout_closure=False)
+        options.drop_tables += ["GPOS", "GDEF", "GSUB"]
+        options.retain_gids = True
+        subsetter = ft_subset.Subsetter(options=options)
+        subsetter.populate(gids=sorted(gids))
+        subsetter.subset(tt)
+        out = BytesIO()
+        tt.save(out)
+        return zlib.compress(out.getvalue())
+
+
+@functools.cache
+def _stamp_font_data() -> _StampFontData:
+    return _StampFontData(FONT)
+
+
+class _CachedCIDFontType2(CIDFontType2):
+    font_file: bytes = b""
+
+    def set_font_file(self, writer):
+        stream = generic.StreamObject(
+            {generic.pdf_name("/Filter"): generic.pdf_name("/FlateDecode")},
+            encoded_data=self.font_file,
+        )
+        ref = writer.add_object(stream)
+        self._font_descriptor[generic.pdf_name("/FontFile2")] = ref
+        return ref
+
+
+class StampFont(GlyphAccumulator):
+    """pyHanko's GlyphAccumulator on the shared, pre-parsed stamp font."""
+
+    def __init__(self, writer, font_size, obj_stream=None):
+        font = _stamp_font_data()
+        FontEngine.__init__(
+            self, writer, font.ps_name, embedded_subset=True, obj_stream=obj_stream,
+            font_size=font_size,
+        )  # fmt: skip
+        self.font = font
+        self.hb_font = font.hb_font
+        self.tt = font.tt
+        self._font_ref = writer.allocate_placeholder()
+        self.cff_charset = None
+        self.use_raw_gids = True
+        self.cidfont_obj = _CachedCIDFontType2(font.tt, font.ps_name, self.subset_prefix)
+        self.features = None
+        self.units_per_em = font.units_per_em
+        self._glyphs = {}
+        self._glyph_set = font.glyph_set
+        self._cid_to_unicode = {}
+        self.ot_language_tag = self.ot_script_tag = None
+        self.writing_direction = None
+        self.bcp47_lang_code = None
+        self._subset_created = self._write_prepared = False
+
+    @property
+    def _reverse_cmap(self):
+        return self.font.reverse_cmap
+
+    def shape(self, txt: str, with_actual_text: bool = True):
+        with self.font.lock:  # fontTools expands glyphs lazily: not thread-safe
+            return super().shape(txt, with_actual_text)
+
+    def prepare_write(self):
+        if not self._write_prepared:
+            with self.font.lock:
+                gids = frozenset(self._glyphs) | self.font.base_gids
+                self.cidfont_obj.font_file = self.font.subset(gids)
+            self._subset_created = True  # the subset comes from the cache
+        super().prepare_write()
+
+
+class StampFontFactory(FontEngineFactory):
+    def __init__(self, font_size: int):
+        self.font_size = font_size
+
+    def create_font_engine(self, writer, obj_stream=None) -> StampFont:
+        if obj_stream is None and writer.stream_xrefs:
+            obj_stream = writer.prepare_object_stream()
+        return StampFont(writer, self.font_size, obj_stream=obj_stream)
+
+
 # --- Signing ---
 
 
 def _stamp_style(lines: Sequence[str], font_size: int) -> TextStampStyle:
-    font = GlyphAccumulatorFactory(str(FONT), font_size=font_size)
+    font = StampFontFactory(font_size)
     text = "\n".join(line.replace("%", "%%") for line in lines)
     return TextStampStyle(
         stamp_text=text,
@@ -216,7 +379,10 @@ def sign_pdf(
     Raises DocumentSealed when the PDF is already sealed, SignatureFailed when pyHanko
     refuses (a revoked or untrusted certificate, …).
     """
-    lock = document_lock(pdf)
+    # One reader for the lock check and for pyHanko: the signature objects (with their
+    # large /Contents) are parsed once, not twice.
+    writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+    lock = _lock_reason(writer.prev)
     if lock is not None:
         raise DocumentSealed(f"The document is sealed ({lock}); it cannot be signed again.")
     if validation_context is None and embed_validation_info and isinstance(signer, LoadedKeySigner):
@@ -247,7 +413,8 @@ def sign_pdf(
     )
     reserved = _reserve(signer, timestamper, embed)
     for _attempt in range(2):
-        writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+        if _attempt:
+            writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
         out = BytesIO()
         try:
             pdf_signer.sign_pdf(writer, bytes_reserved=reserved, output=out)

@@ -65,6 +65,29 @@ class FacilityTimeStamper(DummyTimeStamper):
             args["nonce"] = req["nonce"]
         return tsp.TSTInfo(args)
 
+    def _signing_cert_attr(self) -> cms.CMSAttribute:
+        """The constant signing-certificate attribute, built once (asn1crypto is slow
+        to serialise freshly built structures)."""
+        cached = getattr(self, "_signing_cert_attr_cache", None)
+        if cached is None:
+            attr = simple_cms_attribute(
+                "signing_certificate_v2",
+                tsp.SigningCertificateV2(
+                    {
+                        "certs": [
+                            tsp.ESSCertIDv2(
+                                {
+                                    "hash_algorithm": {"algorithm": "sha256"},
+                                    "cert_hash": self.tsa_cert.sha256,
+                                }
+                            )
+                        ]
+                    }
+                ),
+            )
+            cached = self._signing_cert_attr_cache = cms.CMSAttribute.load(attr.dump())
+        return cached
+
     def _sign_tst_info(self, tst_info_data: bytes, md_algorithm: str, dt_):
         digest = hashes.Hash(_hash(md_algorithm))
         digest.update(tst_info_data)
@@ -72,25 +95,12 @@ class FacilityTimeStamper(DummyTimeStamper):
             [
                 simple_cms_attribute("content_type", "tst_info"),
                 simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt_)})),
-                simple_cms_attribute(
-                    "signing_certificate_v2",
-                    tsp.SigningCertificateV2(
-                        {
-                            "certs": [
-                                tsp.ESSCertIDv2(
-                                    {
-                                        "hash_algorithm": {"algorithm": "sha256"},
-                                        "cert_hash": self.tsa_cert.sha256,
-                                    }
-                                )
-                            ]
-                        }
-                    ),
-                ),
+                self._signing_cert_attr(),
                 simple_cms_attribute("message_digest", digest.finalize()),
             ]
         )
         data = signed_attrs.dump()
+        signed_attrs = cms.CMSAttributes.load(data)  # later copies reuse these bytes
         key = self.private_key
         if isinstance(key, ec.EllipticCurvePrivateKey):
             signature = key.sign(data, ec.ECDSA(_hash(md_algorithm)))

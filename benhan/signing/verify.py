@@ -225,6 +225,8 @@ def verify_pdf(
     if not embedded:
         report.problems.append("the document has no signatures")
         return report
+    for sig in reader.embedded_signatures:
+        _integrity_once(sig)
     roots = default_trust_roots() if trust_roots is None else trust_roots
     spec = _spec(roots, _current_crls() if current_crls else [])
     timing = ValidationTimingInfo.now()
@@ -240,6 +242,28 @@ def verify_pdf(
             report.changed_after_seal = True
             seal.problems.append("the document was changed after the seal")
     return report
+
+
+def _integrity_once(sig) -> None:
+    """Run a signature's integrity check and difference analysis once per document.
+
+    pyHanko's LTA validation of each signature recomputes the integrity (hash and
+    difference analysis) of every signature in the file to gather proof of existence
+    from the timestamps: n signatures cost n * (n + 1) difference analyses. The
+    result depends only on the file and the diff policy, both fixed for one reader, so
+    the first result stands for the later calls on the same signature object.
+    """
+    compute = sig.compute_integrity_info
+    done: set = set()
+
+    def once(diff_policy=None, skip_diff=False):
+        key = id(diff_policy or DEFAULT_DIFF_POLICY)
+        if (key, False) in done or (key, skip_diff) in done:
+            return
+        compute(diff_policy, skip_diff=skip_diff)
+        done.add((key, skip_diff))
+
+    sig.compute_integrity_info = once
 
 
 async def _validate_all(embedded, spec, timing):

@@ -286,3 +286,41 @@ def test_it_records_one_record_per_encounter(discharged, credentials, client_for
     _new_document(dr, discharged, "surgical_consent")
     assert Record.objects.count() == 1
     assert [d.number[-2:] for d in Document.objects.order_by("pk")] == ["01", "02"]
+
+
+def test_it_takes_an_outpatient_record_to_stored(
+    register_patient, admit, doctor, khoa_noi, icd10, credentials, client_for, records_officer
+):
+    """The outpatient path: one doctor signs, the records office seals and closes."""
+    patient = register_patient(full_name="Lê Văn Tám", birth_year=1960, sex="M")
+    visit = admit(doctor, patient, khoa_noi, kind="outpatient")
+    visit.attending = doctor
+    visit.save(update_fields=["attending"])
+    do_set_diagnoses(Actor(doctor), visit, main=icd10("I10"), secondary=[])
+    do_discharge(Actor(doctor), visit, ended_at=timezone.now() - timedelta(minutes=1),
+                 outcome="2", discharge_type="1")  # fmt: skip
+    dr = client_for(doctor)
+    doc = _new_document(dr, visit, "outpatient_record")
+    assert doc.draft["reason"] == visit.reason
+    doc = _complete(dr, doc, {"history": "Đau đầu 2 ngày", "examination": "HA 160/95 mmHg",
+                              "treatment": "Amlodipin 5 mg"})  # fmt: skip
+    assert doc.status == DocumentStatus.COMPLETED
+    _sign(dr, doc)
+    assert doc.status == DocumentStatus.SIGNED
+    ro = client_for(records_officer)
+    ro.post(reverse("records:seal", args=[doc.pk]))
+    ro.post(reverse("records:close", args=[doc.record.pk]))
+    doc.record.refresh_from_db()
+    assert doc.record.status == "closed"
+
+
+def test_it_signs_once_when_the_button_is_pressed_twice(
+    discharged, credentials, client_for, doctor
+):
+    """A double click sends the form twice: one signature, and a clear message."""
+    dr = client_for(doctor)
+    doc = _complete(dr, _new_document(dr, discharged))
+    _sign(dr, doc)
+    messages = _sign(dr, doc)
+    assert doc.current_version().signatures.count() == 1
+    assert messages and "Signed." not in messages

@@ -248,6 +248,9 @@ CSC_URL = env("CSC_URL", "")
 CSC_API_VERSION = env("CSC_API_VERSION", "v1")
 CSC_TOKEN = env("CSC_TOKEN", "")
 CSC_TIMEOUT = envint("CSC_TIMEOUT", 30)
+# PEM file of further root certificates to trust when verifying (the CAs behind the
+# tokens or remote signing services staff use).
+TRUSTED_ROOTS_FILE = env("TRUSTED_ROOTS_FILE", "")
 # --- end of signing settings ---
 
 # --- Records ----------------------------------------------------------------------------

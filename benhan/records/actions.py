@@ -165,24 +165,26 @@ def do_complete(actor: Actor, doc: Document) -> DocumentVersion:
 
 def do_sign(actor: Actor, doc: Document, pin: str) -> Signature:
     """Add the actor's signature in the next slot they may sign."""
-    from benhan.signing import pades, pki
+    from benhan.signing.selection import signer_for_user
     from benhan.signing.tsa import get_timestamper
 
-    # Checked before the PIN is tried, so a refused signer does not spend PIN attempts;
+    # Checked before the secret is tried, so a refused signer does not spend PIN attempts;
     # checked again under the row lock below.
     guards.next_slot_for(doc, doc.current_version(), actor.user)
-    credential = pki.active_credential(actor.user)
-    if credential is None:
-        raise pki.NoCredential(actor.user.username)
-    # Outside the transaction: a wrong PIN must count even though nothing is signed.
-    signer = pades.signer_for_credential(credential, pin)
+    # The signer is unlocked outside the transaction: a wrong PIN must count even though
+    # nothing is signed.
+    with signer_for_user(actor.user, pin) as signer:
+        return _sign_locked(actor, doc, signer, get_timestamper(doc.facility))
+
+
+def _sign_locked(actor: Actor, doc: Document, signer, timestamper) -> Signature:
     with transaction.atomic():
         doc = Document.objects.select_for_update().get(pk=doc.pk)
         version = doc.current_version()
         slot = guards.next_slot_for(doc, version, actor.user)
         stamp = [actor.user.full_name, slot.title.capitalize(), _now_text()]
         sha = _sign_and_store(
-            version, signer, field=slot.slot, stamp=stamp, timestamper=get_timestamper(doc.facility)
+            version, signer, field=slot.slot, stamp=stamp, timestamper=timestamper
         )
         sig = Signature.objects.create(
             version=version, slot=slot.slot, signer=actor.user,

@@ -36,12 +36,21 @@ def draft_form(form_type: FormType, data=None, initial=None) -> forms.Form:
 
 
 class SignForm(forms.Form):
+    """The secret that unlocks the user's signer: internal PIN, token PIN or one-time code."""
+
     pin = forms.CharField(
         label=_("Signing PIN"),
-        min_length=6,
-        max_length=12,
+        min_length=4,
+        max_length=64,
         widget=forms.PasswordInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
     )
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user is not None:
+            from benhan.signing.selection import secret_label
+
+            self.fields["pin"].label = secret_label(user)
 
 
 class AmendForm(forms.Form):

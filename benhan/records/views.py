@@ -104,7 +104,7 @@ def document(request: HttpRequest, pk: int) -> HttpResponse:
         "can_seal": access.allowed(user, "document.seal") and doc.status == DocumentStatus.SIGNED,
         "can_amend": access.allowed(user, "document.edit")
         and doc.status in (DocumentStatus.SIGNED, DocumentStatus.SEALED, DocumentStatus.COMPLETED),
-        "sign_form": SignForm(),
+        "sign_form": SignForm(user=user),
         "amend_form": AmendForm(),
     }
     return render(request, "records/document.html", ctx)
@@ -171,7 +171,7 @@ def sign(request: HttpRequest, pk: int) -> HttpResponse:
     doc = access.get_document(request, pk, "document.sign")
     form = SignForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Enter your signing PIN (6 to 12 digits)."))
+        messages.error(request, _("Enter your signing PIN or code."))
         return redirect("records:document", pk=doc.pk)
     try:
         actions.do_sign(Actor.from_request(request), doc, form.cleaned_data["pin"])

@@ -135,3 +135,34 @@ class Credential(models.Model):
         if self.is_not_yet_valid:
             return "not_yet_valid"
         return "active"
+
+
+class SignerProfile(models.Model):
+    """How a staff member signs: the internal key (default), a token, or a remote service.
+
+    Staff without a profile sign with their internal key. The administrator sets this
+    in the admin pages for staff who use a USB token on the server or a CSC service.
+    """
+
+    class Method(models.TextChoices):
+        INTERNAL = "internal", _("Internal key, unlocked by a PIN")
+        TOKEN = "token", _("PKCS#11 token or HSM on the server")
+        REMOTE = "remote", _("Remote signing service (CSC API)")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signer_profile"
+    )
+    method = models.CharField(_("signing method"), max_length=10, choices=Method,
+                              default=Method.INTERNAL)  # fmt: skip
+    token_key_label = models.CharField(_("key label on the token"), max_length=100, blank=True)
+    token_cert_label = models.CharField(_("certificate label on the token"), max_length=100,
+                                        blank=True)  # fmt: skip
+    csc_credential_id = models.CharField(_("credential ID at the signing service"),
+                                         max_length=200, blank=True)  # fmt: skip
+
+    class Meta:
+        verbose_name = _("signing method")
+        verbose_name_plural = _("signing methods")
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.get_method_display()}"

@@ -343,10 +343,17 @@ def issuing_ca(facility: Facility) -> CertificateAuthority:
 
 
 def trust_roots() -> list[x509.Certificate]:
-    """Every facility's root certificate: what verification trusts by default."""
-    return [
+    """Every facility's root certificate, plus the roots in BENHAN_TRUSTED_ROOTS_FILE
+    (the CAs of tokens and remote signing services staff use): what verification trusts."""
+    roots = [
         ca.certificate for ca in CertificateAuthority.objects.filter(kind="root").order_by("pk")
     ]
+    extra = getattr(settings, "TRUSTED_ROOTS_FILE", "")
+    if extra:
+        from pathlib import Path
+
+        roots += x509.load_pem_x509_certificates(Path(extra).read_bytes())
+    return roots
 
 
 def chain(credential: Credential) -> list[x509.Certificate]:

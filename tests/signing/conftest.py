@@ -129,3 +129,12 @@ def nss_db(tmp_path: Path, root_pem: Path) -> str:
         check=True,
     )
     return f"sql:{db}"
+
+
+@pytest.fixture(autouse=True)
+def _english_messages():
+    """Error messages are asserted in English (the source language); staff see Vietnamese."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import Counter
 from datetime import date
 from io import StringIO
 
@@ -20,22 +21,34 @@ from benhan.core import demo
 from benhan.encounters.models import Encounter, EncounterKind, EncounterStatus
 from benhan.lib import ids
 from benhan.patients.models import Patient
+from benhan.records import stats
+from benhan.records.models import Document, DocumentStatus, DocumentVersion, Record
+from benhan.records.storage import default_store
+from benhan.signing import pki
+from benhan.signing.verify import verify_pdf
 
 pytestmark = pytest.mark.django_db
 
-PATIENTS, ENCOUNTERS = 30, 60
+PATIENTS, ENCOUNTERS, RECORDS = 30, 60, 12
+
+
+@pytest.fixture(autouse=True)
+def _signing_settings(settings, tmp_path):
+    settings.SIGNING_PIN_KDF_COST = 10  # the real cost (15) takes ~80 ms per PIN
+    settings.TSA_URL = ""
+    settings.DOCUMENTS_DIR = tmp_path / "documents"
 
 
 def run_demo(**options) -> str:
     out, err = StringIO(), StringIO()
-    options = {"patients": PATIENTS, "encounters": ENCOUNTERS, **options}
+    options = {"patients": PATIENTS, "encounters": ENCOUNTERS, "records": RECORDS, **options}
     call_command("demo", stdout=out, stderr=err, **options)
     assert "patients" in err.getvalue() or "already seeded" in out.getvalue()
     return out.getvalue()
 
 
 def test_seeds_a_valid_clinic():
-    output = run_demo()
+    output = run_demo(records=0)  # records: see the next test
 
     facility = Facility.objects.get(code=demo.FACILITY_CODE)
     assert Department.objects.filter(facility=facility).count() >= 7
@@ -96,6 +109,56 @@ def test_seeds_a_valid_clinic():
     assert problems == []
 
 
+def record_state(rec: Record) -> str:
+    """The demo's state of one record, from its main document (not the consent form)."""
+    if rec.status == "closed":
+        return "stored"
+    doc = next(d for d in rec.documents.all() if d.form_type != "surgical_consent")
+    if doc.status == DocumentStatus.COMPLETED and doc.current_version().signatures.exists():
+        return "partially signed"
+    return str(doc.status)
+
+
+def test_seeds_records_in_every_state_through_the_signing_path():
+    output = run_demo()
+    assert demo.SIGNING_PIN in output
+
+    facility = Facility.objects.get(code=demo.FACILITY_CODE)
+    records = list(Record.objects.filter(facility=facility).prefetch_related("documents"))
+    assert len(records) == RECORDS
+    states = Counter(record_state(r) for r in records)
+    assert set(states) == {"draft", "completed", "partially signed", "signed", "sealed", "stored"}
+    assert f"{states['stored']} stored" in output
+    # Every doctor and nurse can sign with the demo PIN.
+    for u in User.objects.filter(facility=facility, role__in=[Role.DOCTOR, Role.NURSE]):
+        assert pki.active_credential(u) is not None
+
+    # The dashboard counts what is there, spread over more than one month.
+    s = stats.compute(facility.pk)
+    assert s.total["created"] == RECORDS
+    assert s.total["stored"] == states["stored"]
+    assert s.total["sealed"] == states["stored"] + states["sealed"]
+    assert s.total["signed"] == s.total["sealed"] + states["signed"]
+    assert (
+        s.total["completed"] == s.total["signed"] + states["partially signed"] + states["completed"]
+    )
+    assert len(s.by_month) > 1
+    assert len(s.by_department) > 1
+    for r in records:
+        assert r.created_at >= r.encounter.started_at
+
+    # Sealed documents verify; an amendment made version 2, signed and sealed again.
+    sealed = Document.objects.filter(facility=facility, status=DocumentStatus.SEALED)
+    assert sealed.exists()
+    report = verify_pdf(default_store().get(sealed.first().current_version().current_sha256))
+    assert report.ok, report.as_dict()
+    amended = DocumentVersion.objects.filter(document__facility=facility, version=2)
+    assert amended.exists()
+    assert all(v.amendment_reason and v.sealed_at for v in amended)
+
+    assert chain.verify()[1] == []
+
+
 def test_second_run_changes_nothing():
     run_demo()
     before = (
@@ -104,8 +167,10 @@ def test_second_run_changes_nothing():
         User.objects.count(),
         Department.objects.count(),
         AuditEvent.objects.count(),
+        Record.objects.count(),
+        DocumentVersion.objects.count(),
     )
-    output = run_demo(patients=50, encounters=100)
+    output = run_demo(patients=50, encounters=100, records=20)
     assert "already seeded" in output
     assert "bs.noi" in output
     after = (
@@ -114,6 +179,8 @@ def test_second_run_changes_nothing():
         User.objects.count(),
         Department.objects.count(),
         AuditEvent.objects.count(),
+        Record.objects.count(),
+        DocumentVersion.objects.count(),
     )
     assert after == before
     assert chain.verify()[1] == []

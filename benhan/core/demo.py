@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from benhan.accounts.models import Department, Facility, Role, User
 from benhan.audit.chain import Actor, append
+from benhan.core import demo_records
 from benhan.encounters import actions as enc_actions
 from benhan.encounters.models import (
     DischargeOutcome,
@@ -50,6 +51,8 @@ PASSWORD = "benhan-demo-2026"  # noqa: S105
 DEFAULT_PATIENTS = 500
 DEFAULT_ENCOUNTERS = 1000
 DEFAULT_SEED = 42
+DEFAULT_RECORDS = demo_records.DEFAULT_RECORDS
+SIGNING_PIN = demo_records.SIGNING_PIN
 # Encounters reach this far back.
 HISTORY_DAYS = 120
 
@@ -97,6 +100,11 @@ STAFF = (
     StaffSpec("bs.san", "Hoàng Thị Mai Anh", _R.DOCTOR, "BSCKI", "002214/TH-CCHN", ("SAN",)),
     StaffSpec("bs.nhi", "Đỗ Minh Khoa", _R.DOCTOR, "ThS.BS", "003561/TH-CCHN", ("NHI",)),
     StaffSpec("bs.cc", "Vũ Hoàng Long", _R.DOCTOR, "BS", "004790/TH-CCHN", ("HSCC",)),
+    # Heads of department where the demo has one ward doctor: they sign "TRƯỞNG KHOA".
+    StaffSpec("bs.cc2", "Lương Văn Hải", _R.DOCTOR, "BSCKII", "000811/TH-CCHN", ("HSCC",)),
+    StaffSpec("bs.ngoai2", "Cao Xuân Thắng", _R.DOCTOR, "BSCKII", "000734/TH-CCHN", ("NGOAI",)),
+    StaffSpec("bs.san2", "Đinh Thị Thu Hiền", _R.DOCTOR, "BSCKII", "001023/TH-CCHN", ("SAN",)),
+    StaffSpec("bs.nhi2", "Quách Thị Hương", _R.DOCTOR, "BSCKI", "001388/TH-CCHN", ("NHI",)),
     StaffSpec("dd.kb", "Nguyễn Thị Lan", _R.NURSE, "CNĐD", "005128/TH-CCHN", ("KKB",)),
     StaffSpec("dd.noi", "Mai Thị Hoa", _R.NURSE, "ĐD", "005403/TH-CCHN", ("NOI",)),
     StaffSpec("dd.ngoai", "Bùi Văn Hiếu", _R.NURSE, "CNĐD", "005677/TH-CCHN", ("NGOAI",)),
@@ -120,6 +128,16 @@ _DOCTORS = {
     "NHI": ("bs.nhi",),
 }
 _RECEPTIONISTS = ("tiepdon", "tiepdon2")
+# Heads of department (trưởng khoa), who countersign discharge papers. When the head is
+# the attending doctor, another doctor of the department signs for them.
+HEADS = {
+    "KKB": "bs.kb",
+    "HSCC": "bs.cc2",
+    "NOI": "bs.noi",
+    "NGOAI": "bs.ngoai2",
+    "SAN": "bs.san2",
+    "NHI": "bs.nhi2",
+}
 
 # --- Names ------------------------------------------------------------------------
 
@@ -1029,6 +1047,7 @@ class SeedResult:
     created: bool  # False: the demo clinic was already there
     patients: int = 0
     encounters: int = 0
+    records: dict[str, int] = field(default_factory=dict)  # state -> how many
 
 
 class DemoError(Exception):
@@ -1104,8 +1123,12 @@ def seed(
     encounters: int = DEFAULT_ENCOUNTERS,
     seed: int = DEFAULT_SEED,
     progress: Progress | None = None,
+    records: int = DEFAULT_RECORDS,
 ) -> SeedResult:
     """Create the demo clinic, unless it exists already with patients.
+
+    Then signing certificates for the doctors and nurses (PIN `SIGNING_PIN`) and about
+    `records` medical records in every state (see benhan.core.demo_records).
 
     One transaction: a failure leaves nothing half-made, so running it again is safe.
     """
@@ -1123,7 +1146,12 @@ def seed(
             facility_id=facility.pk,
             object_type="facility",
             object_id=facility.pk,
-            detail={"patients": patients, "encounters": encounters, "seed": seed},
+            detail={
+                "patients": patients,
+                "encounters": encounters,
+                "records": records,
+                "seed": seed,
+            },
         )
         progress("staff", len(staff), len(STAFF))
 
@@ -1149,7 +1177,24 @@ def seed(
                 previous = _create(visit, episode.person, previous, rng, departments, staff, icd)
                 done += 1
                 progress("encounters", done, total)
-        return SeedResult(facility, created=True, patients=patients, encounters=total)
+
+        demo_records.issue_credentials(facility, staff, progress)
+        members: dict[str, list[str]] = {}
+        for spec in STAFF:
+            for code in spec.departments:
+                members.setdefault(code, []).append(spec.username)
+        clinic = demo_records.Clinic(staff, HEADS, members)
+        # A generator of its own: the records do not shift the rest of the clinic.
+        counts = demo_records.seed_records(
+            facility, clinic, random.Random(f"{seed}-records"), records, progress
+        )
+        return SeedResult(
+            facility,
+            created=True,
+            patients=patients,
+            encounters=total,
+            records=dict(counts),
+        )
 
 
 def _minute(when: datetime) -> datetime:

@@ -147,6 +147,14 @@ class Signature(models.Model):
     def __str__(self) -> str:
         return f"{self.version} {self.slot}"
 
+    @property
+    def slot_title(self) -> str:
+        if self.slot == "seal":
+            return str(_("Facility seal"))
+        form = self.version.document.type
+        title = next((s.title for s in form.signers if s.slot == self.slot), self.slot)
+        return title.capitalize()
+
 
 class PriceItem(models.Model):
     """A service or drug with its hospital and insurance prices (VND), for statements."""

@@ -97,7 +97,13 @@ def document(request: HttpRequest, pk: int) -> HttpResponse:
         "encounter": doc.record.encounter,
         "form": form,
         "version": version,
-        "versions": doc.versions.order_by("-version").prefetch_related("signatures__signer"),
+        "versions": doc.versions.order_by("-version").prefetch_related(
+            "signatures__signer", "signatures__version__document"
+        ),
+        # What was completed, shown read-only once the draft is frozen.
+        "content": [(f.label, version.data.get(f.name, "")) for f in doc.type.fields]
+        if version is not None and doc.status != DocumentStatus.DRAFT
+        else [],
         "next_slot": slot,
         "can_edit": access.allowed(user, "document.edit") and doc.status == DocumentStatus.DRAFT,
         "can_sign": _may_sign(doc, version, user),

@@ -18,8 +18,13 @@ validation data was added after the seal.
 from __future__ import annotations
 
 import asyncio
+import binascii
+import contextvars
+import dataclasses
 import datetime as dt
+import importlib.metadata
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
 
@@ -27,10 +32,13 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils import generic as pdf_generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields
 from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel
+from pyhanko.sign.validation import ades as pyhanko_ades
 from pyhanko.sign.validation.ades import ades_lta_validation
+from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.policy_decl import (
     LocalKnowledge,
     PdfSignatureValidationSpec,
@@ -41,6 +49,7 @@ from pyhanko.sign.validation.policy_decl import (
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator.authority import CertTrustAnchor
 from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.ltv.poe import POEManager
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import (
     REQUIRE_REVINFO,
@@ -158,7 +167,9 @@ def _signer_fields(report: SignatureReport, cert: asn1_x509.Certificate) -> None
 
 
 def default_trust_roots() -> list[x509.Certificate]:
-    return [ca.certificate for ca in CertificateAuthority.objects.filter(kind="root")]
+    from benhan.signing import pki
+
+    return pki.trust_roots()  # facility roots + BENHAN_TRUSTED_ROOTS_FILE
 
 
 def _current_crls() -> list[bytes]:
@@ -215,6 +226,14 @@ def verify_pdf(
     a revocation recorded in the database is reported per signature instead, and is a
     problem only when it precedes the signing time.
     """
+    token = _DOCUMENT.set({})  # per-document caches, see _install_document_caches
+    try:
+        return _verify(pdf, trust_roots, current_crls)
+    finally:
+        _DOCUMENT.reset(token)
+
+
+def _verify(pdf: bytes, trust_roots: list | None, current_crls: bool) -> Report:
     report = Report()
     try:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
@@ -264,6 +283,161 @@ def _integrity_once(sig) -> None:
         done.add((key, skip_diff))
 
     sig.compute_integrity_info = once
+
+
+# --- Per-document caches --------------------------------------------------------------
+#
+# pyHanko validates each signature as if it were alone in the file. For the second and
+# later signatures of one document that repeats work whose result cannot differ:
+#
+# - the proof-of-existence chain (every document timestamp, validated against the DSS)
+#   and the DSS parsed into certificates and CRLs: both depend only on the file, the
+#   validation spec and the validation time, all fixed during one verify_pdf call;
+# - comparing certificate and CRL names (RFC 5280 7.1: RFC 4518 string preparation of
+#   each attribute), thousands of times, on freshly parsed copies of the same names;
+# - the signatures' /Contents hex strings, which pyHanko's parser reads byte by byte.
+#
+# The replacements below are active only while verify_pdf runs (the _DOCUMENT context
+# variable holds the cache of the document being verified); anywhere else, and on any
+# input they do not recognise, they call pyHanko's / asn1crypto's own code. They are
+# installed only for the versions they were written against (the names patched are
+# module-private): after an upgrade verify_pdf is slower, not different.
+
+_DOCUMENT: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "benhan_verify_document", default=None
+)
+_PATCHED_FOR = {"pyHanko": "0.38.0", "asn1crypto": "1.5.1"}
+
+
+def _spec_key(spec: SignatureValidationSpec) -> tuple:
+    """Identity of everything in a validation spec, except the fetcher backend pyHanko
+    creates for each operation (never used: fetching is LOCAL_ONLY). Local knowledge is
+    compared item by item, since pyHanko builds new lists around the same objects."""
+    lk, rg = spec.local_knowledge, spec.revinfo_gathering_policy
+    return (
+        tuple(
+            id(getattr(spec, f.name))
+            for f in dataclasses.fields(spec)
+            if f.name not in ("local_knowledge", "revinfo_gathering_policy")
+        ),
+        tuple(tuple(map(id, getattr(lk, f.name))) for f in dataclasses.fields(lk)),
+        tuple(
+            id(getattr(rg, f.name)) for f in dataclasses.fields(rg) if f.name != "fetcher_backend"
+        ),
+    )
+
+
+def _install_document_caches() -> None:
+    try:
+        versions = {name: importlib.metadata.version(name) for name in _PATCHED_FOR}
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        return
+    if versions != _PATCHED_FOR:
+        logger.info("%s: verify_pdf runs without its per-document caches", versions)
+        return
+
+    build_poe_index = pyhanko_ades._build_prima_facie_poe_index_from_pdf_timestamps
+    dss_knowledge = pyhanko_ades._dss_to_local_knowledge
+    validate_poe = pyhanko_ades._validate_prima_facie_poe
+    read_hex = pdf_generic.read_hex_string_from_stream
+
+    def cached_poe_index(r, include_content_ts, diff_policy):
+        cache = _DOCUMENT.get()
+        if cache is None:
+            return build_poe_index(r, include_content_ts, diff_policy)
+        key = ("poe_index", id(r), include_content_ts, id(diff_policy))
+        if key not in cache:
+            cache[key] = (r, diff_policy, build_poe_index(r, include_content_ts, diff_policy))
+        return cache[key][-1]
+
+    def cached_dss_knowledge(reader):
+        cache = _DOCUMENT.get()
+        if cache is None:
+            return dss_knowledge(reader)
+        key = ("dss", id(reader))
+        if key not in cache:
+            cache[key] = (reader, dss_knowledge(reader))
+        return cache[key][-1]
+
+    async def cached_validate_poe(prima_facie_poe_sets, validation_spec, cur_timing_info=None):
+        cache = _DOCUMENT.get()
+        if cache is None or cur_timing_info is None:
+            return await validate_poe(prima_facie_poe_sets, validation_spec, cur_timing_info)
+        key = ("poe", id(prima_facie_poe_sets), _spec_key(validation_spec), id(cur_timing_info))
+        if key not in cache:
+            try:
+                outcome = await validate_poe(prima_facie_poe_sets, validation_spec, cur_timing_info)
+            except SignatureValidationError as exc:
+                outcome = exc
+            # keep the keyed objects alive so that their ids stay theirs
+            cache[key] = (prima_facie_poe_sets, validation_spec, cur_timing_info, outcome)
+        outcome = cache[key][-1]
+        if isinstance(outcome, SignatureValidationError):
+            raise outcome
+        # pyHanko goes on registering the signature's own POE in the manager it gets:
+        # each signature gets a fresh one with the chain's POEs, as without the cache.
+        fresh = POEManager(current_dt_override=outcome._current_dt_override)
+        fresh._poes = dict(outcome._poes)
+        return fresh
+
+    def fast_read_hex(stream):
+        # Same result as pyHanko's reader (PDF whitespace ignored, odd digit count
+        # padded with 0); anything else (comments, bad digits, no end) goes to it.
+        if _DOCUMENT.get() is None or not isinstance(stream, BytesIO):
+            return read_hex(stream)
+        start = stream.tell()
+        data = stream.getvalue()
+        end = data.find(b">", start + 1)
+        if data[start : start + 1] != b"<" or end < 0 or data.find(b"%", start, end) >= 0:
+            return read_hex(stream)  # nothing consumed yet: pyHanko decides
+        digits = data[start + 1 : end].translate(None, _PDF_WHITESPACE)
+        if not _HEX_ONLY.fullmatch(digits):
+            return read_hex(stream)
+        stream.seek(end + 1)
+        if len(digits) % 2:
+            digits += b"0"
+        return pdf_generic.pdf_string(binascii.unhexlify(digits))
+
+    # Name comparison and the name keys of the certificate registries: functions of the
+    # encoded names.
+    names_equal = asn1_x509.RDNSequence.__eq__
+    name_key = asn1_x509.RDNSequence.hashable.fget
+
+    def cached_names_equal(self, other):
+        cache = _DOCUMENT.get()
+        if cache is None or not isinstance(other, asn1_x509.RDNSequence):
+            return names_equal(self, other)
+        key = ("name=", self.dump(), other.dump())
+        try:
+            return cache[key]
+        except KeyError:
+            result = cache[key] = names_equal(self, other)
+            return result
+
+    def cached_name_key(self):
+        cache = _DOCUMENT.get()
+        if cache is None:
+            return name_key(self)
+        key = ("name", self.dump())
+        try:
+            return cache[key]
+        except KeyError:
+            result = cache[key] = name_key(self)
+            return result
+
+    pyhanko_ades._build_prima_facie_poe_index_from_pdf_timestamps = cached_poe_index
+    pyhanko_ades._dss_to_local_knowledge = cached_dss_knowledge
+    pyhanko_ades._validate_prima_facie_poe = cached_validate_poe
+    pdf_generic.read_hex_string_from_stream = fast_read_hex
+    asn1_x509.RDNSequence.__eq__ = cached_names_equal
+    asn1_x509.RDNSequence.hashable = property(cached_name_key)
+
+
+_PDF_WHITESPACE = b" \n\r\t\f\x00"
+_HEX_ONLY = re.compile(rb"[0-9a-fA-F]*")
+
+
+_install_document_caches()
 
 
 async def _validate_all(embedded, spec, timing):

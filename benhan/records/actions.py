@@ -169,7 +169,8 @@ def do_sign(actor: Actor, doc: Document, pin: str) -> Signature:
     from benhan.signing.tsa import get_timestamper
 
     # Checked before the secret is tried, so a refused signer does not spend PIN attempts;
-    # checked again under the row lock below.
+    # checked again under the row lock below. Read afresh: the caller's copy may be stale.
+    doc = Document.objects.select_related("record__encounter").get(pk=doc.pk)
     guards.next_slot_for(doc, doc.current_version(), actor.user)
     # The signer is unlocked outside the transaction: a wrong PIN must count even though
     # nothing is signed.

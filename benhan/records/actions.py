@@ -113,7 +113,7 @@ def validate(form: formtypes.FormType, data: dict[str, Any]) -> dict[str, str]:
     for f in form.fields:
         value = data.get(f.name)
         if f.required and (value is None or str(value).strip() == ""):
-            problems[f.name] = _("This field is required.")
+            problems[f.name] = _("Fill in this field to complete the document.")
         elif value is not None and len(str(value)) > f.max_length:
             problems[f.name] = _("Too long.")
     return problems

@@ -108,7 +108,7 @@ def test_discharge_paper_signed_sealed_and_counted(
     # --- The attending doctor creates the discharge paper --------------------------
     sign_in(page, doctor, password)
     page.goto(f"/encounters/{discharged.pk}/")
-    page.get_by_role("link", name=tr("Medical record"), exact=True).click()
+    page.locator("#main").get_by_role("link", name=tr("Medical record"), exact=True).click()
     expect(page).to_have_url(re.compile(rf"/records/encounter/{discharged.pk}/$"))
     expect(page.get_by_text(tr("No documents yet."))).to_be_visible()
     assert_fields_labelled(page)

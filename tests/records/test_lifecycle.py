@@ -153,7 +153,7 @@ def test_it_refuses_to_complete_with_missing_fields(discharged, credentials, cli
     from django.utils.translation import gettext
 
     with translation.override("vi"):
-        required = gettext("This field is required.")
+        required = gettext("Fill in this field to complete the document.")
     assert any(required in str(m) for m in r.context["messages"])
 
 

@@ -169,38 +169,42 @@ def complete(request: HttpRequest, pk: int) -> HttpResponse:
     return _complete(request, doc)
 
 
-@login_required
-@require_POST
-def sign(request: HttpRequest, pk: int) -> HttpResponse:
+def _act(request: HttpRequest, doc: Document, step, success: str = "") -> HttpResponse:
+    """Run one lifecycle step, turn its refusal into a message, back to the document."""
     from benhan.signing.pki import SigningError
 
-    doc = access.get_document(request, pk, "document.sign")
-    form = SignForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _("Enter your signing PIN or code."))
-        return redirect("records:document", pk=doc.pk)
     try:
-        actions.do_sign(Actor.from_request(request), doc, form.cleaned_data["pin"])
+        step()
     except ValidationError as e:
         messages.error(request, _errors(e))
     except SigningError as e:
         messages.error(request, signing_message(e))
     else:
-        messages.success(request, _("Signed."))
+        if success:
+            messages.success(request, success)
     return redirect("records:document", pk=doc.pk)
+
+
+@login_required
+@require_POST
+def sign(request: HttpRequest, pk: int) -> HttpResponse:
+    doc = access.get_document(request, pk, "document.sign")
+    form = SignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Enter your signing PIN or code."))
+        return redirect("records:document", pk=doc.pk)
+    actor = Actor.from_request(request)
+    return _act(request, doc, lambda: actions.do_sign(actor, doc, form.cleaned_data["pin"]),
+                _("Signed."))  # fmt: skip
 
 
 @login_required
 @require_POST
 def seal(request: HttpRequest, pk: int) -> HttpResponse:
     doc = access.get_document(request, pk, "document.seal")
-    try:
-        actions.do_seal(Actor.from_request(request), doc)
-    except ValidationError as e:
-        messages.error(request, _errors(e))
-    else:
-        messages.success(request, _("Sealed. The document can no longer change."))
-    return redirect("records:document", pk=doc.pk)
+    actor = Actor.from_request(request)
+    return _act(request, doc, lambda: actions.do_seal(actor, doc),
+                _("Sealed. The document can no longer change."))  # fmt: skip
 
 
 @login_required
@@ -211,11 +215,8 @@ def amend(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, _("Give the reason for the amendment in at least 10 characters."))
         return redirect("records:document", pk=doc.pk)
-    try:
-        actions.do_amend(Actor.from_request(request), doc, form.cleaned_data["reason"])
-    except ValidationError as e:
-        messages.error(request, _errors(e))
-    return redirect("records:document", pk=doc.pk)
+    actor = Actor.from_request(request)
+    return _act(request, doc, lambda: actions.do_amend(actor, doc, form.cleaned_data["reason"]))
 
 
 @login_required

@@ -58,6 +58,7 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "document.seal": frozenset({RO}),
     "record.close": frozenset({RO}),
     "records.dashboard": frozenset({D, RO}),
+    "scan.upload": frozenset({D, N, RO}),
 }
 
 

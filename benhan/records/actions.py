@@ -27,6 +27,7 @@ from benhan.records.models import (
     DocumentVersion,
     Record,
     RecordStatus,
+    ScannedDocument,
     Signature,
 )
 from benhan.records.prefill import document_context, prefill
@@ -341,3 +342,71 @@ def _sign_and_store(
         seal=seal,
     )
     return store.put(signed)
+
+
+def do_file_scan(
+    actor: Actor,
+    rec: Record,
+    *,
+    files: list[tuple[str, bytes]],
+    kind: str,
+    title: str,
+    document_date=None,
+    colour: bool = False,
+    paper_location: str = "",
+    upload_key: str,
+) -> ScannedDocument:
+    """File paper into a record: photos become one compact PDF; a PDF is checked and kept.
+
+    The originals are stored first and the converted PDF is read back and checked
+    against its hash before the row points at it, so nothing sent is ever lost.
+    A repeated upload_key (a phone resending after a dropped connection) returns the
+    first filing instead of a second one.
+    """
+    from benhan.records.storage import default_store
+    from benhan.scans import ScanError, ScanOptions, check_pdf_upload, process
+
+    earlier = ScannedDocument.objects.filter(upload_key=upload_key).first()
+    if earlier is not None:
+        return earlier
+    guards.check_record_open(rec)
+    if not files:
+        raise ScanError("empty")
+    store = default_store()
+    originals = [{"name": name[:200], "sha256": store.put(data), "size": len(data)}
+                 for name, data in files]  # fmt: skip
+    if len(files) == 1 and files[0][1][:5] == b"%PDF-":
+        pdf = check_pdf_upload(files[0][1])
+        pages = _pdf_pages(pdf)
+    else:
+        pdf, info = process(
+            [data for _, data in files], ScanOptions(colour=colour), title=title,
+            author=rec.facility.name, converted_by=actor.user.full_name,
+            converted_at=timezone.localtime().isoformat(timespec="seconds"),
+        )  # fmt: skip
+        pages = len(info)
+    sha = store.put(pdf)
+    store.get(sha)  # verified before anything points at it
+    with transaction.atomic():
+        scan, created = ScannedDocument.objects.get_or_create(
+            upload_key=upload_key,
+            defaults={
+                "facility_id": rec.facility_id, "record": rec, "kind": kind,
+                "title": title, "document_date": document_date, "pages": pages,
+                "sha256": sha, "size": len(pdf), "originals": originals,
+                "paper_location": paper_location, "uploaded_at": timezone.now(),
+                "uploaded_by": actor.user,
+            },
+        )  # fmt: skip
+        if created:
+            record(actor, "scan.file", obj=scan, patient=rec.encounter.patient,
+                   detail={"kind": kind, "pages": pages, "sha256": sha})  # fmt: skip
+    return scan
+
+
+def _pdf_pages(pdf: bytes) -> int:
+    from io import BytesIO
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    return int(PdfFileReader(BytesIO(pdf), strict=False).root["/Pages"]["/Count"]) or 1

@@ -4,6 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from benhan.records.formtypes import FormType
+from benhan.records.models import ScanKind
 
 
 def draft_form(form_type: FormType, data=None, initial=None) -> forms.Form:
@@ -68,3 +69,17 @@ class NewDocumentForm(forms.Form):
     def __init__(self, *args, choices, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["form_type"].choices = choices
+
+
+class ScanForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Type"), choices=ScanKind.choices)
+    title = forms.CharField(label=_("Title"), max_length=200)
+    document_date = forms.DateField(
+        label=_("Date of the document"), required=False,
+        input_formats=["%d/%m/%Y", "%Y-%m-%d"],
+        widget=forms.TextInput(attrs={"placeholder": "dd/mm/yyyy"}),
+    )  # fmt: skip
+    colour = forms.BooleanField(label=_("Keep colour (photos, coloured stamps)"), required=False)
+    paper_location = forms.CharField(
+        label=_("Where the paper is kept (box / shelf)"), max_length=200, required=False
+    )

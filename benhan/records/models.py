@@ -183,3 +183,42 @@ class PriceItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+
+class ScanKind(models.TextChoices):
+    OLD_RECORD = "old_record", _("Old paper record")
+    REFERRAL = "referral", _("Referral letter")
+    OUTSIDE_RESULT = "outside_result", _("Outside test result")
+    OTHER = "other", _("Other document")
+
+
+class ScannedDocument(models.Model):
+    """Paper filed into a record: old records, referral letters, outside results.
+
+    The PDF (built from phone photos, or an uploaded PDF that passed the checks) is in
+    the content-addressed store; the originals too, so nothing sent is lost.
+    """
+
+    facility = models.ForeignKey("accounts.Facility", on_delete=models.PROTECT)
+    record = models.ForeignKey(Record, on_delete=models.PROTECT, related_name="scans")
+    kind = models.CharField(_("type"), max_length=20, choices=ScanKind)
+    title = models.CharField(_("title"), max_length=200)
+    document_date = models.DateField(_("date of the document"), null=True, blank=True)
+    pages = models.PositiveIntegerField(_("pages"))
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    originals = models.JSONField(default=list)  # [{"name", "sha256", "size"}]
+    paper_location = models.CharField(_("where the paper is kept"), max_length=200, blank=True)
+    # One upload, however often the phone resends it.
+    upload_key = models.CharField(max_length=64, unique=True)
+    uploaded_at = models.DateTimeField()
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-uploaded_at"]
+        indexes = [models.Index(fields=["record", "kind"], name="scan_record_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.title}"

@@ -15,5 +15,7 @@ urlpatterns = [
     path("documents/<int:pk>/v<int:version>/print.pdf", views.print_copy, name="print"),
     path("<int:pk>/close/", views.close_record, name="close"),
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("encounter/<int:encounter_pk>/scans/new/", views.file_scan, name="file_scan"),
+    path("scans/<int:pk>.pdf", views.scan_pdf, name="scan_pdf"),
     path("mine/", views.my_work, name="my_work"),
 ]

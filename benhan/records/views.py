@@ -71,11 +71,21 @@ def encounter_record(request: HttpRequest, encounter_pk: int) -> HttpResponse:
         else:
             return redirect("records:document", pk=doc.pk)
     documents = rec.documents.prefetch_related("versions") if rec else []
+    from benhan.records.models import ScanKind
+
+    kind = request.GET.get("kind", "")
+    scans = rec.scans.select_related("uploaded_by") if rec else []
+    if rec and kind in ScanKind.values:
+        scans = scans.filter(kind=kind)
     ctx = {
         "encounter": encounter,
         "patient": encounter.patient,
         "record": rec,
         "documents": documents,
+        "scans": scans,
+        "scan_kinds": ScanKind.choices,
+        "kind": kind,
+        "can_scan": access.allowed(request.user, "scan.upload"),
         "form": form,
         "can_add": access.allowed(request.user, "document.edit")
         and (rec is None or rec.status == "open"),
@@ -409,3 +419,67 @@ def my_work(request: HttpRequest) -> HttpResponse:
         "incomplete": incomplete.order_by("encounter__department__name", "created_at")[:300],
     }
     return render(request, "records/my_work.html", ctx)
+
+
+# Largest upload accepted in one request (phones send 3–5 MB photos; 50 pages at most).
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def file_scan(request: HttpRequest, encounter_pk: int) -> HttpResponse:
+    """File paper (photos or a PDF) into the encounter's record. Works without JavaScript."""
+    import secrets
+
+    from benhan.records.forms import ScanForm
+    from benhan.scans import ScanError
+
+    encounter = access.get_record_for_encounter(request, encounter_pk, "scan.upload")
+    form = ScanForm(request.POST or None)
+    key = (request.POST.get("upload_key") or secrets.token_urlsafe(16))[:64]
+    if request.method == "POST" and form.is_valid():
+        files = request.FILES.getlist("files")
+        if sum(f.size for f in files) > MAX_UPLOAD_BYTES:
+            form.add_error(None, _("The upload is too large (at most 200 MB)."))
+        elif not files:
+            form.add_error(None, _("Choose the photos of the pages, or a PDF."))
+        else:
+            actor = Actor.from_request(request)
+            try:
+                rec = actions.do_open_record(actor, encounter)
+                scan = actions.do_file_scan(
+                    actor, rec, files=[(f.name, f.read()) for f in files],
+                    kind=form.cleaned_data["kind"], title=form.cleaned_data["title"],
+                    document_date=form.cleaned_data["document_date"],
+                    colour=form.cleaned_data["colour"],
+                    paper_location=form.cleaned_data["paper_location"], upload_key=key,
+                )  # fmt: skip
+            except ScanError as e:
+                form.add_error(None, e.message)
+            except ValidationError as e:
+                form.add_error(None, e)
+            else:
+                messages.success(request, _("Filed: %(title)s, %(pages)s page(s).")
+                                 % {"title": scan.title, "pages": scan.pages})  # fmt: skip
+                return redirect("records:encounter", encounter_pk=encounter.pk)
+    ctx = {"form": form, "encounter": encounter, "patient": encounter.patient, "key": key}
+    return render(request, "records/file_scan.html", ctx,
+                  status=422 if request.method == "POST" else 200)  # fmt: skip
+
+
+@login_required
+@require_GET
+def scan_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    from benhan.records.models import ScannedDocument
+    from benhan.records.storage import CorruptObject, default_store
+
+    scan = get_object_or_404(ScannedDocument, pk=pk, facility_id=request.user.facility_id)
+    encounter = access.get_record_for_encounter(request, scan.record.encounter_id)
+    access.audit(request, "scan.view", obj=scan, patient=encounter.patient)
+    try:
+        data = default_store().get(scan.sha256)
+    except CorruptObject:
+        return render(request, "records/corrupt.html", {"doc": scan}, status=500)
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="scan-{scan.pk}.pdf"'
+    return response

@@ -247,19 +247,7 @@ def close_record(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def pdf(request: HttpRequest, pk: int, version: int) -> HttpResponse:
     """A version's PDF as it stands (with the signatures so far). Audited as a view."""
-    from benhan.records.storage import CorruptObject, default_store
-
-    doc = access.get_document(request, pk)
-    v = doc.versions.filter(version=version).first()
-    if v is None:
-        raise Http404
-    try:
-        data = default_store().get(v.current_sha256)
-    except CorruptObject:
-        return render(request, "records/corrupt.html", {"doc": doc}, status=500)
-    response = HttpResponse(data, content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="{doc.number}-v{v.version}.pdf"'
-    return response
+    return _version_pdf(request, pk, version, print_copy=False)
 
 
 @login_required
@@ -270,6 +258,10 @@ def print_copy(request: HttpRequest, pk: int, version: int) -> HttpResponse:
     The electronic original stays as it is; this copy is for printing only (a validator
     would rightly say it was changed after the seal).
     """
+    return _version_pdf(request, pk, version, print_copy=True)
+
+
+def _version_pdf(request: HttpRequest, pk: int, version: int, *, print_copy: bool) -> HttpResponse:
     from benhan.records.render import stamp_print_copy
     from benhan.records.storage import CorruptObject, default_store
 
@@ -281,15 +273,18 @@ def print_copy(request: HttpRequest, pk: int, version: int) -> HttpResponse:
         data = default_store().get(v.current_sha256)
     except CorruptObject:
         return render(request, "records/corrupt.html", {"doc": doc}, status=500)
-    printed = stamp_print_copy(
-        data,
-        printed_at=timezone.localtime().strftime("%H:%M %d/%m/%Y"),
-        printed_by=request.user.full_name,
-    )
-    access.audit(request, "document.print", obj=doc, patient=doc.record.encounter.patient,
-                 detail={"version": v.version})  # fmt: skip
-    response = HttpResponse(printed, content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="{doc.number}-v{v.version}-ban-in.pdf"'
+    name = f"{doc.number}-v{v.version}"
+    if print_copy:
+        data = stamp_print_copy(
+            data,
+            printed_at=timezone.localtime().strftime("%H:%M %d/%m/%Y"),
+            printed_by=request.user.full_name,
+        )
+        access.audit(request, "document.print", obj=doc, patient=doc.record.encounter.patient,
+                     detail={"version": v.version})  # fmt: skip
+        name += "-ban-in"
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
     return response
 
 

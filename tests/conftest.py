@@ -308,3 +308,22 @@ def other_patient(make_user, other_facility, other_facility_doctor, other_khoa_n
 def password() -> str:
     """Every persona's password, for tests of the real login form."""
     return PASSWORD
+
+
+@pytest.fixture
+def discharged(encounter, doctor, icd10):
+    """The Khoa Nội admission, with its attending doctor, diagnosed and discharged."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from benhan.audit.chain import Actor
+    from benhan.encounters.actions import do_discharge, do_set_diagnoses
+
+    encounter.attending = doctor
+    encounter.save(update_fields=["attending"])
+    do_set_diagnoses(Actor(doctor), encounter, main=icd10("J18.9"), secondary=[icd10("E11.9")])
+    do_discharge(Actor(doctor), encounter, ended_at=timezone.now() - timedelta(minutes=5),
+                 outcome="1", discharge_type="1")  # fmt: skip
+    encounter.refresh_from_db()
+    return encounter

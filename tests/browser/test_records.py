@@ -12,15 +12,12 @@ The console is watched the whole way (CSP violations, JS errors, failed requests
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone, translation
+from django.utils import translation
 from playwright.sync_api import expect
 
 from benhan.accounts.models import Role
-from benhan.audit.chain import Actor
-from benhan.encounters.actions import do_discharge, do_set_diagnoses
 from benhan.records.formtypes import get as get_form_type
 from benhan.records.models import Document, DocumentStatus
 from benhan.signing import pki
@@ -37,21 +34,9 @@ NOTES = "Tái khám sau 2 tuần"
 
 @pytest.fixture(autouse=True)
 def _signing_settings(settings, tmp_path):
-    settings.SIGNING_PIN_KDF_COST = 10  # the production cost takes seconds per PIN check
+    settings.SIGNING_PIN_KDF_COST = 10  # cheaper than production: many PIN checks per test
     settings.TSA_URL = ""
     settings.DOCUMENTS_DIR = tmp_path / "documents"
-
-
-@pytest.fixture
-def discharged(encounter, doctor, icd10):
-    """The Khoa Nội admission, with its attending doctor, diagnosed and discharged."""
-    encounter.attending = doctor
-    encounter.save(update_fields=["attending"])
-    do_set_diagnoses(Actor(doctor), encounter, main=icd10("J18.9"), secondary=[icd10("E11.9")])
-    do_discharge(Actor(doctor), encounter, ended_at=timezone.now() - timedelta(minutes=5),
-                 outcome="1", discharge_type="1")  # fmt: skip
-    encounter.refresh_from_db()
-    return encounter
 
 
 @pytest.fixture

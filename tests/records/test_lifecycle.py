@@ -36,18 +36,6 @@ def head_doctor(make_user, khoa_noi):
 
 
 @pytest.fixture
-def discharged(encounter, doctor, icd10):
-    """The Khoa Nội admission, with its attending doctor, diagnosed and discharged."""
-    encounter.attending = doctor
-    encounter.save(update_fields=["attending"])
-    do_set_diagnoses(Actor(doctor), encounter, main=icd10("J18.9"), secondary=[icd10("E11.9")])
-    do_discharge(Actor(doctor), encounter, ended_at=timezone.now() - timedelta(minutes=5),
-                 outcome="1", discharge_type="1")  # fmt: skip
-    encounter.refresh_from_db()
-    return encounter
-
-
-@pytest.fixture
 def credentials(facility, doctor, head_doctor):
     pki.ensure_facility_pki(facility)
     pki.issue_staff_credential(doctor, PIN)

@@ -265,6 +265,10 @@ RETENTION_YEARS = {
 }
 # The authority printed above the facility's name on forms (e.g. "SỞ Y TẾ THANH HÓA").
 FACILITY_PARENT = env("FACILITY_PARENT", "")
+# The QR code on a printed form that opens the upload page for its signed paper.
+PAPER_QR_DAYS = envint("PAPER_QR_DAYS", 90)
+# The link (and QR code) a patient scans to download their signed copy without an account.
+PATIENT_COPY_HOURS = envint("PATIENT_COPY_HOURS", 24)
 
 # --- Language and time ------------------------------------------------------------
 

@@ -16,6 +16,9 @@ urlpatterns = [
     path("pki/", include("benhan.signing.urls")),
     path("records/", include("benhan.records.urls")),
     path("v/<str:code>", records_views.lookup, name="lookup"),
+    # Printed as QR codes: the signed paper's upload page, and the patient's own copy.
+    path("p/<str:token>", records_views.paper_upload, name="paper"),
+    path("c/<str:token>", records_views.patient_copy, name="patient_copy"),
     path("i18n/setlang/", set_language, name="set_language"),
     path("admin/", admin.site.urls),
 ]

@@ -353,3 +353,76 @@ def get_record_for_encounter(request: HttpRequest, encounter_pk: int, action: st
             encounter.patient,
         )
     return encounter
+
+
+# --- Links printed as QR codes (benhan.records.paper) --------------------------------
+
+
+class LinkError(Exception):
+    """A paper or patient-copy link that cannot be used: forged, expired, out of date."""
+
+    def __init__(self, message: str, status: int = 400, document=None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.document = document
+
+
+def get_document_for_paper(request: HttpRequest, token: str, action: str = "scan.upload"):
+    """The document (and printed version) a paper QR code names, for filing its paper.
+
+    The token is checked first (forged → refused, expired → refused with a way on);
+    then the usual door: same facility, role, the patient's department or a
+    break-the-glass grant. Every refusal is audited.
+    """
+    from benhan.records.models import Document
+    from benhan.records.paper import ExpiredTokenError, InvalidTokenError, read_paper_token
+
+    user = request.user
+    require_role(user, action)
+    try:
+        ref = read_paper_token(token)
+    except ExpiredTokenError:
+        ref = read_paper_token(token, max_age_days=0)
+        doc = Document.objects.filter(pk=ref.document_id, facility_id=user.facility_id).first()
+        audit(request, "paper.link_refused", detail={"why": "expired", "document": ref.document_id})
+        raise LinkError(
+            _("This QR code has expired. Open the document from the patient's record, print "
+              "it again and have the new copy signed; or file this paper from the document "
+              "page."), status=410, document=doc,
+        ) from None  # fmt: skip
+    except InvalidTokenError:
+        audit(request, "paper.link_refused", detail={"why": "invalid", "token": token[:80]})
+        raise LinkError(
+            _("This QR code was not made by this system, or it is damaged. Open the "
+              "document from the patient's record instead.")
+        ) from None  # fmt: skip
+    found = Document.objects.filter(pk=ref.document_id).only("facility_id").first()
+    if found is None:
+        raise LinkError(_("This document does not exist."), status=404)
+    if found.facility_id != user.facility_id:
+        audit(request, "paper.link_refused", detail={"why": "facility", "document": found.pk})
+        raise Refused(_("This QR code belongs to a document of another facility."))
+    return get_document(request, ref.document_id, action), ref.version
+
+
+def get_document_for_patient_copy(request: HttpRequest, token: str):
+    """The signed version a patient's copy link names; no account needed, audited."""
+    from benhan.records.models import Document
+    from benhan.records.paper import ExpiredTokenError, InvalidTokenError, read_copy_token
+
+    try:
+        pk, version_no = read_copy_token(token)
+    except ExpiredTokenError:
+        raise LinkError(
+            _("This download link has expired. Ask the clinic for a new copy."), status=410
+        ) from None
+    except InvalidTokenError:
+        raise LinkError(_("This download link is not valid."), status=404) from None
+    doc = Document.objects.select_related("record__encounter__patient").filter(pk=pk).first()
+    version = doc.versions.filter(version=version_no).first() if doc else None
+    if version is None:
+        raise LinkError(_("This download link is not valid."), status=404)
+    audit(request, "document.patient_copy", obj=doc, patient=doc.record.encounter.patient,
+          detail={"version": version_no, "sha256": version.current_sha256})  # fmt: skip
+    return doc, version

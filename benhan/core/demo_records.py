@@ -786,6 +786,42 @@ class Clinic:
                 return user
         raise LookupError(f"nobody in {dept} can sign {slot.slot}")
 
+    def witness(self, encounter: Encounter) -> User:
+        """Who stands by the tablet while the patient signs: a nurse of the department."""
+        nurses = [self.staff[n] for n in self.members[encounter.department.code]
+                  if self.staff[n].role == Role.NURSE]  # fmt: skip
+        return nurses[0] if nurses else encounter.attending
+
+
+def demo_strokes(rng: random.Random) -> Any:
+    """A hand-drawn-looking signature: a looping stroke and an underline, with the point
+    times a finger on a tablet would give (one point every ~16 ms)."""
+    import math
+
+    from benhan.records.patient_sign import Strokes
+
+    t = int(timezone.now().timestamp() * 1000)
+    strokes = []
+    loops, amp, slant = rng.randint(3, 5), rng.uniform(22, 34), rng.uniform(0.2, 0.45)
+    pts = []
+    for i in range(loops * 14):
+        a = i / 14 * 2 * math.pi
+        y = 90 - amp * math.sin(a) - 8 * math.sin(a / 3)
+        x = 60 + i * 5.2 + slant * (90 - y) + 9 * math.cos(a)
+        t += rng.randint(12, 20)
+        pts.append((round(x, 1), round(y, 1), t, 0.5))
+    strokes.append(pts)
+    t += rng.randint(200, 500)
+    start, end = rng.uniform(50, 80), 60 + loops * 14 * 5.2 + rng.uniform(0, 30)
+    under = []
+    for i in range(16):
+        t += rng.randint(10, 16)
+        under.append(
+            (round(start + (end - start) * i / 15, 1), round(128 + 3 * math.sin(i), 1), t, 0.5)
+        )
+    strokes.append(under)
+    return Strokes(strokes=strokes, width=700, height=233, ratio=2)
+
 
 def _fill(form: formtypes.FormType, e: Encounter, rng: random.Random, *, full: bool) -> dict:
     """Field values a doctor would type, by the encounter's main diagnosis."""
@@ -871,6 +907,19 @@ def _document(
     doc.refresh_from_db()  # the actions lock and change their own copy
     if state == COMPLETED:
         return doc
+    if form.patient_signs:
+        # On the tablet, before the staff sign: their signatures cover the drawing.
+        signing = actions.PatientSigning(
+            shown_sha256=doc.current_version().current_sha256, outcome="signed",
+            identity="known",
+            by_representative=bool(doc.draft.get("representative_name")
+                                   and doc.draft.get("representative_relation")),
+            representative_name=doc.draft.get("representative_name", ""),
+            relation=doc.draft.get("representative_relation", ""), strokes=demo_strokes(rng),
+            client_time=timezone.now().isoformat(), pointer="touch", screen="800x1280@1.5",
+            user_agent="Mozilla/5.0 (Linux; Android 11; Galaxy Tab A7 Lite) (demo)",
+        )  # fmt: skip
+        actions.do_patient_sign(Actor(clinic.witness(e)), doc, signing)
     _sign_all(clinic, doc, e, upto=1 if state == PARTIAL else None)
     if state in (SEALED, STORED):
         actions.do_seal(Actor(clinic.officer), doc)

@@ -9,6 +9,7 @@ repeating the action completes it.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -410,3 +411,353 @@ def _pdf_pages(pdf: bytes) -> int:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     return int(PdfFileReader(BytesIO(pdf), strict=False).root["/Pages"]["/Count"]) or 1
+
+
+# --- The patient's own signature ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientSigning:
+    """What the tablet page collected: who signs, how they were identified, the device."""
+
+    shown_sha256: str
+    outcome: str  # PatientSignature.Outcome
+    identity: str  # PatientSignature.Identity
+    identity_detail: str = ""
+    by_representative: bool = False
+    representative_name: str = ""
+    relation: str = ""
+    refusal_reason: str = ""
+    strokes: Any = None  # patient_sign.Strokes when signed
+    client_time: str = ""
+    tz_offset: str = ""
+    pointer: str = ""
+    screen: str = ""
+    user_agent: str = ""
+
+
+def _check_patient_signing(doc: Document, version: DocumentVersion, s: PatientSigning) -> None:
+    from benhan.records.models import PatientSignature
+
+    guards.check_patient_signable(doc, version)
+    if s.shown_sha256 != version.current_sha256:
+        raise ValidationError(_("The document changed while it was shown (someone signed it). "
+                                "Show it to the patient again."))  # fmt: skip
+    problems = []
+    if s.outcome not in PatientSignature.Outcome.values:
+        problems.append(_("Choose whether the patient signs or refuses."))
+    if s.identity not in PatientSignature.Identity.values:
+        problems.append(_("Say how the signer's identity was checked."))
+    detail = s.identity_detail.strip()
+    if s.identity == PatientSignature.Identity.CCCD:
+        if not (detail.isdigit() and len(detail) == 12):
+            problems.append(_("Enter the 12-digit citizen ID number as seen on the card."))
+        elif not s.by_representative:
+            cccd = doc.record.encounter.patient.cccd
+            if cccd and detail != cccd:
+                problems.append(_("The number seen does not match the patient's citizen ID on "
+                                  "file. Check the card, or the patient's details."))  # fmt: skip
+    elif s.identity == PatientSignature.Identity.OTHER and len(detail) < 3:
+        problems.append(_("Say how the identity was checked."))
+    if s.by_representative and (not s.representative_name.strip() or not s.relation.strip()):
+        problems.append(_("Enter the representative's name and relationship to the patient."))
+    if s.outcome == PatientSignature.Outcome.REFUSED and len(s.refusal_reason.strip()) < 5:
+        problems.append(_("Write the reason the patient gives for refusing."))
+    if s.outcome == PatientSignature.Outcome.SIGNED and s.strokes is None:
+        problems.append(_("The patient has not signed in the box yet."))
+    if problems:
+        raise ValidationError(problems)
+
+
+def _evidence(actor: Actor, doc: Document, version: DocumentVersion, s: PatientSigning,
+              shown: bytes, now) -> dict[str, Any]:  # fmt: skip
+    from benhan.records import patient_sign
+
+    patient = doc.record.encounter.patient
+    user = actor.user
+    return {
+        "type": patient_sign.EVIDENCE_TYPE,
+        "document": {
+            "facility": doc.facility.code,
+            "number": doc.number,
+            "form": doc.form_type,
+            "version": version.version,
+            "lookup_code": doc.lookup_code,
+            "shown_sha256": patient_sign.sha256(shown),
+            "shown_size": len(shown),
+        },
+        "text_shown": patient_sign.page_texts(shown),
+        "outcome": s.outcome,
+        "patient": {"name": patient.full_name, "mrn": patient.mrn},
+        "signer": {
+            "representative": s.by_representative,
+            "name": s.representative_name.strip() if s.by_representative else patient.full_name,
+            "relation": s.relation.strip() if s.by_representative else "",
+        },
+        "identity": {"method": s.identity, "detail": s.identity_detail.strip()},
+        "refusal_reason": s.refusal_reason.strip(),
+        "witness": {
+            "id": user.pk,
+            "username": user.get_username(),
+            "name": user.full_name,
+            "role": user.role,
+        },
+        "time": {
+            "server": now.isoformat(timespec="milliseconds"),
+            "client": s.client_time[:40],
+            "client_tz_offset_min": s.tz_offset[:6],
+        },
+        "device": {
+            "user_agent": s.user_agent[:500],
+            "pointer": s.pointer[:20],
+            "screen": s.screen[:40],
+            "ip": actor.ip or "",
+            "canvas": {"w": s.strokes.width, "h": s.strokes.height, "ratio": s.strokes.ratio}
+            if s.strokes
+            else None,
+        },
+        # Raw strokes as recorded: [x, y, time in ms, pressure] per point.
+        "strokes": [[list(p) for p in st] for st in s.strokes.strokes] if s.strokes else [],
+    }
+
+
+def _mark_lines(
+    doc: Document, s: PatientSigning, actor: Actor, when: str
+) -> tuple[str | None, list[str]]:
+    from benhan.records.models import PatientSignature
+
+    witness = f"Chứng kiến: {actor.user.full_name}"
+    if s.outcome == PatientSignature.Outcome.REFUSED:
+        reason = " ".join(s.refusal_reason.split())
+        if len(reason) > 70:
+            reason = reason[:69] + "…"
+        return "NGƯỜI BỆNH TỪ CHỐI KÝ", [f"Lý do: {reason}", f"{witness} · {when}"]
+    lines = []
+    if s.by_representative:
+        lines.append(f"{s.representative_name.strip()} ({s.relation.strip()})"[:60])
+    lines.append(f"Ký trên máy tính bảng {when} · {witness}"[:80])
+    return None, lines
+
+
+def do_patient_sign(actor: Actor, doc: Document, s: PatientSigning, pin: str = "") -> Any:
+    """The patient's signature (or witnessed refusal) on the current version.
+
+    Before any staff signature: the drawing into the patient's box and the evidence
+    embedded, as page content that the staff signatures and the seal then cover. After
+    one: page content may not change, so the drawing becomes the appearance of a
+    signature field signed with the witness's key (their PIN is needed).
+    """
+    from benhan.records import patient_sign
+    from benhan.records.models import PatientSignature
+    from benhan.records.storage import default_store
+
+    doc = Document.objects.select_related("record__encounter__patient", "facility").get(pk=doc.pk)
+    version = doc.current_version()
+    _check_patient_signing(doc, version, s)
+    store = default_store()
+    shown = store.get(version.current_sha256)
+    now = timezone.now()
+    when = timezone.localtime(now).strftime("%d/%m/%Y %H:%M")
+    evidence = _evidence(actor, doc, version, s, shown, now)
+    blob = patient_sign.canonical(evidence)
+    evidence_sha = patient_sign.sha256(blob)
+    store.put(blob)  # the evidence is kept whole in the store too
+    title, lines = _mark_lines(doc, s, actor, when)
+    svg = patient_sign.signature_svg(s.strokes) if s.strokes is not None else None
+    box = version.boxes.get("patient")
+    if box is None:
+        raise ValidationError(_("This form has no box for the patient's signature."))
+    mark = patient_sign.mark_pdf(
+        box[3] - box[1], box[4] - box[2], svg=svg, title=title, lines=lines
+    )
+    staff_signed = version.signatures.exists()
+    if not staff_signed:
+        placement = "page"
+        signed = patient_sign.place_in_page(
+            shown, page=box[0], box=tuple(box[1:]), mark=mark, evidence=blob,
+            description=f"Bằng chứng chữ ký của người bệnh / patient signature evidence "
+                        f"SHA-256 {evidence_sha}",
+        )  # fmt: skip
+        sha = store.put(signed)
+    else:
+        placement = "field"
+        sha = _witness_sign(actor, doc, version, pin, mark, evidence_sha)
+    with transaction.atomic():
+        locked = Document.objects.select_for_update().get(pk=doc.pk)
+        version = locked.current_version()
+        # Someone may have signed while we drew: then start again from what is there now.
+        if (
+            version.current_sha256 != s.shown_sha256
+            or PatientSignature.objects.filter(version=version).exists()
+        ):
+            raise ValidationError(_("The document changed while it was shown (someone signed "
+                                    "it). Show it to the patient again."))  # fmt: skip
+        ps = PatientSignature.objects.create(
+            version=version, outcome=s.outcome, by_representative=s.by_representative,
+            signer_name=evidence["signer"]["name"], relation=evidence["signer"]["relation"],
+            identity=s.identity, identity_detail=s.identity_detail.strip(),
+            refusal_reason=s.refusal_reason.strip(), witness=actor.user, placement=placement,
+            shown_sha256=s.shown_sha256, evidence=evidence, evidence_sha256=evidence_sha,
+            sha256_after=sha, signed_at=now,
+        )  # fmt: skip
+        version.current_sha256 = sha
+        version.save(update_fields=["current_sha256"])
+        record(actor, f"document.patient_{s.outcome}", obj=locked,
+               patient=doc.record.encounter.patient,
+               reason=s.refusal_reason.strip(),
+               detail={"version": version.version, "placement": placement,
+                       "representative": s.by_representative, "identity": s.identity,
+                       "evidence_sha256": evidence_sha, "sha256": sha})  # fmt: skip
+    return ps
+
+
+def _witness_sign(actor: Actor, doc: Document, version: DocumentVersion, pin: str,
+                  mark: bytes, evidence_sha: str) -> str:  # fmt: skip
+    from benhan.records.storage import default_store
+    from benhan.signing import pades
+    from benhan.signing.selection import signer_for_user
+    from benhan.signing.tsa import get_timestamper
+
+    if not pin:
+        raise ValidationError(_("Staff have already signed: enter your PIN to sign as the "
+                                "witness of the patient's signature."))  # fmt: skip
+    store = default_store()
+    box = version.boxes["patient"]
+    with signer_for_user(actor.user, pin) as signer:
+        signed = pades.sign_pdf(
+            store.get(version.current_sha256), signer=signer, field_name="patient",
+            page=box[0], box=tuple(box[1:]), appearance=mark,
+            reason=f"Chữ ký tay của người bệnh, chứng kiến: {actor.user.full_name}; "
+                   f"bằng chứng SHA-256 {evidence_sha}",
+            timestamper=get_timestamper(doc.facility),
+        )  # fmt: skip
+    return store.put(signed)
+
+
+# --- Signed paper, photographed -------------------------------------------------------
+
+
+def _check_page_codes(doc: Document, version_no: int, pdf: bytes) -> None:
+    """Refuse pages whose QR code names another document or version."""
+    from benhan.records.paper import read_page_codes
+
+    for code in read_page_codes(pdf):
+        if code.lookup_code and code.lookup_code != doc.lookup_code:
+            other = Document.objects.filter(lookup_code=code.lookup_code).first()
+            raise ValidationError(
+                _("Page %(page)s carries the QR code of another document (%(other)s), not "
+                  "of %(this)s. Check that the right paper was photographed.")
+                % {"page": code.page, "other": other.number if other else code.lookup_code,
+                   "this": doc.number}
+            )  # fmt: skip
+        if code.paper is not None:
+            if code.paper.document_id != doc.pk:
+                other = Document.objects.filter(pk=code.paper.document_id).first()
+                raise ValidationError(
+                    _("Page %(page)s carries the QR code of another document (%(other)s), "
+                      "not of %(this)s. Check that the right paper was photographed.")
+                    % {"page": code.page, "other": other.number if other else "?",
+                       "this": doc.number}
+                )  # fmt: skip
+            if code.paper.version != version_no:
+                raise ValidationError(
+                    _("Page %(page)s is from version %(paper)s of this document, not version "
+                      "%(this)s.") % {"page": code.page, "paper": code.paper.version,
+                                      "this": version_no}
+                )  # fmt: skip
+
+
+def do_file_paper(
+    actor: Actor,
+    doc: Document,
+    version_no: int,
+    *,
+    files: list[tuple[str, bytes]],
+    paper_location: str,
+    upload_key: str,
+    colour: bool = False,
+    deskew: bool = False,
+) -> DocumentVersion:
+    """File the signed paper of version `version_no` as the document, and seal it.
+
+    The photos (or a PDF) become a compact PDF marked "converted from paper" with the
+    converter's name and time on every page; it becomes the next version of the
+    document (same content, source "paper", where the paper is kept), sealed at once by
+    the facility: the handwritten signatures are on the paper, the facility's digital
+    signature confirms the conversion. Originals are stored first and the PDF read back
+    before anything points at it. A resent upload (same key) returns the first filing.
+    """
+    from benhan.records.render import stamp_pages
+    from benhan.records.storage import default_store
+    from benhan.scans import ScanError, ScanOptions, check_pdf_upload, process
+    from benhan.signing import pades
+    from benhan.signing.tsa import get_timestamper
+
+    earlier = DocumentVersion.objects.filter(upload_key=upload_key).first()
+    if earlier is not None:
+        return earlier
+    doc = Document.objects.select_related("record__encounter__patient", "facility").get(pk=doc.pk)
+    guards.check_paper_fileable(doc, version_no)
+    location = paper_location.strip()
+    if not location:
+        raise ValidationError(_("Say where the paper original is kept (box, shelf)."))
+    if not files:
+        raise ScanError("empty")
+    store = default_store()
+    originals = [{"name": name[:200], "sha256": store.put(data), "size": len(data)}
+                 for name, data in files]  # fmt: skip
+    now = timezone.now()
+    when = timezone.localtime(now)
+    if len(files) == 1 and files[0][1][:5] == b"%PDF-":
+        pdf = check_pdf_upload(files[0][1])
+    else:
+        pdf, _info = process(
+            [data for _, data in files], ScanOptions(colour=colour, deskew=deskew),
+            title=f"{doc.type.title} · {doc.number}", author=doc.facility.name,
+            converted_by=actor.user.full_name, converted_at=when.isoformat(timespec="seconds"),
+        )  # fmt: skip
+    _check_page_codes(doc, version_no, pdf)
+    pdf = stamp_pages(
+        pdf,
+        f"Bản chuyển đổi từ hồ sơ giấy · Người chuyển đổi: {actor.user.full_name} · "
+        f"{when:%H:%M %d/%m/%Y} · Số phiếu {doc.number} · Mã tra cứu {doc.lookup_code}",
+        band=True,
+    )
+    sha = store.put(pdf)
+    store.get(sha)  # read back and checked before anything points at it
+    with transaction.atomic():
+        doc = Document.objects.select_for_update().get(pk=doc.pk)
+        earlier = DocumentVersion.objects.filter(upload_key=upload_key).first()
+        if earlier is not None:
+            return earlier
+        guards.check_paper_fileable(doc, version_no)
+        printed = doc.current_version()
+        version = DocumentVersion.objects.create(
+            document=doc, version=printed.version + 1, data=dict(printed.data),
+            amendment_reason=_("Signed paper of version %(v)s, converted") % {"v": version_no},
+            completed_at=now, completed_by=actor.user, rendered_sha256=sha,
+            current_sha256=sha, size=len(pdf), boxes={}, source="paper",
+            converted_by=actor.user, converted_at=now, paper_location=location[:200],
+            originals=originals, upload_key=upload_key,
+        )  # fmt: skip
+        patient = doc.record.encounter.patient
+        record(actor, "document.file_paper", obj=doc, patient=patient,
+               detail={"version": version.version, "printed_version": version_no,
+                       "pages": _pdf_pages(pdf), "sha256": sha, "paper_location": location,
+                       "originals": [o["sha256"] for o in originals]})  # fmt: skip
+        # The facility's seal confirms the conversion; nothing can change after it.
+        stamp = [doc.facility.name, _("Facility seal"), _now_text()]
+        sealed = _sign_and_store(version, pades.seal_signer(doc.facility), field="seal",
+                                 stamp=stamp, timestamper=get_timestamper(doc.facility),
+                                 seal=True)  # fmt: skip
+        Signature.objects.create(version=version, slot="seal", signer=actor.user,
+                                 signed_at=timezone.now(), sha256_after=sealed)  # fmt: skip
+        version.current_sha256 = sealed
+        version.sealed_at = timezone.now()
+        version.save(update_fields=["current_sha256", "sealed_at"])
+        doc.status = DocumentStatus.SEALED
+        doc.updated_at = timezone.now()
+        doc.save(update_fields=["status", "updated_at"])
+        record(actor, "document.seal", obj=doc, patient=patient,
+               detail={"version": version.version, "sha256": sealed, "paper": True})  # fmt: skip
+    return version

@@ -4,7 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from benhan.records.formtypes import FormType
-from benhan.records.models import ScanKind
+from benhan.records.models import PatientSignature, ScanKind
 
 
 def draft_form(form_type: FormType, data=None, initial=None) -> forms.Form:
@@ -83,3 +83,55 @@ class ScanForm(forms.Form):
     paper_location = forms.CharField(
         label=_("Where the paper is kept (box / shelf)"), max_length=200, required=False
     )
+
+
+class PatientSignForm(forms.Form):
+    """Who signs on the tablet, how their identity was checked; the drawing comes with it."""
+
+    outcome = forms.ChoiceField(choices=PatientSignature.Outcome.choices, widget=forms.HiddenInput)
+    signer = forms.ChoiceField(
+        label=_("Who signs"),
+        choices=[("patient", _("The patient")), ("representative", _("A representative"))],
+        widget=forms.RadioSelect,
+        initial="patient",
+    )
+    representative_name = forms.CharField(
+        label=_("Representative's full name"), max_length=200, required=False
+    )
+    relation = forms.CharField(
+        label=_("Relationship to the patient"), max_length=60, required=False,
+        help_text=_("e.g. son, wife, guardian"),
+    )  # fmt: skip
+    identity = forms.ChoiceField(
+        label=_("How the identity was checked"), choices=PatientSignature.Identity.choices
+    )
+    identity_detail = forms.CharField(
+        label=_("ID number seen, or how"), max_length=200, required=False,
+        help_text=_("For a citizen ID card: the 12 digits as read from the card."),
+    )  # fmt: skip
+    refusal_reason = forms.CharField(
+        label=_("Reason the patient gives"), max_length=1000, required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )  # fmt: skip
+    pin = forms.CharField(
+        label=_("Your signing PIN (as witness)"), max_length=64, required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
+    )  # fmt: skip
+    shown = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    # Filled by static/js/patient_sign.js.
+    strokes = forms.CharField(required=False, max_length=2_000_000, widget=forms.HiddenInput)
+    canvas = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
+    client_time = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
+    tz_offset = forms.CharField(required=False, max_length=6, widget=forms.HiddenInput)
+    pointer = forms.CharField(required=False, max_length=20, widget=forms.HiddenInput)
+    screen = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
+
+
+class PaperForm(forms.Form):
+    paper_location = forms.CharField(
+        label=_("Where the paper original is kept (box / shelf)"), max_length=200,
+        help_text=_("The paper must be kept: say where it can be found."),
+    )  # fmt: skip
+    colour = forms.BooleanField(label=_("Keep colour (coloured stamps)"), required=False)
+    deskew = forms.BooleanField(label=_("Straighten slightly tilted photos"), required=False,
+                                initial=True)  # fmt: skip

@@ -69,6 +69,44 @@ def check_sealable(doc: Document, user) -> None:
         raise ValidationError(_("This document is already sealed."))
     if doc.status != DocumentStatus.SIGNED:
         raise ValidationError(_("The document needs all its staff signatures before the seal."))
+    version = doc.current_version()
+    if doc.type.patient_signs and not hasattr(version, "patient_signature"):
+        raise ValidationError(_("The patient has not signed (or refused, witnessed) yet: "
+                                "use “Sign with the patient” first."))  # fmt: skip
+
+
+def check_patient_signable(doc: Document, version: DocumentVersion | None) -> None:
+    """The patient may sign (or refuse) the current version on the tablet now."""
+    check_record_open(doc.record)
+    if not doc.type.patient_signs:
+        raise ValidationError(_("This form is not signed by the patient."))
+    if doc.status == DocumentStatus.DRAFT or version is None:
+        raise ValidationError(_("Complete the document before the patient signs it."))
+    if doc.status == DocumentStatus.SEALED or version.sealed_at is not None:
+        raise ValidationError(_("This document is sealed; no signature can be added."))
+    if hasattr(version, "patient_signature"):
+        raise ValidationError(_("The patient's signature (or refusal) is already recorded "
+                                "for this version."))  # fmt: skip
+
+
+def check_paper_fileable(doc: Document, version_no: int) -> None:
+    """The signed paper of version `version_no` may be filed as the document now."""
+    check_record_open(doc.record)
+    version = doc.current_version()
+    if doc.status == DocumentStatus.SEALED:
+        raise ValidationError(
+            _("This document is already sealed; its paper cannot be filed over it. "
+              "Amend it first if the paper must replace it.")
+        )  # fmt: skip
+    if doc.status == DocumentStatus.DRAFT or version is None:
+        raise ValidationError(_("This document is being amended; print the new version and "
+                                "have that one signed."))  # fmt: skip
+    if version.version != version_no:
+        raise ValidationError(
+            _("This paper is version %(paper)s, but the document is now at version %(now)s. "
+              "Print the current version and have it signed.")
+            % {"paper": version_no, "now": version.version}
+        )  # fmt: skip
 
 
 def check_amendable(doc: Document) -> None:

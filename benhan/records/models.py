@@ -112,6 +112,18 @@ class DocumentVersion(models.Model):
     # Where each signature box is on the page, from the renderer.
     boxes = models.JSONField(default=dict)
     sealed_at = models.DateTimeField(null=True, blank=True)
+    # "paper": the version is the photographed paper, signed by hand, converted and
+    # sealed (see actions.do_file_paper); the content above is that of the version printed.
+    source = models.CharField(max_length=10, default="electronic")
+    converted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    converted_at = models.DateTimeField(null=True, blank=True)
+    paper_location = models.CharField(_("where the paper is kept"), max_length=200, blank=True)
+    originals = models.JSONField(default=list, blank=True)  # [{"name", "sha256", "size"}]
+    # One filing per upload, however often a phone resends it.
+    upload_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["document", "version"]
@@ -154,6 +166,52 @@ class Signature(models.Model):
         form = self.version.document.type
         title = next((s.title for s in form.signers if s.slot == self.slot), self.slot)
         return title.capitalize()
+
+
+class PatientSignature(models.Model):
+    """The patient's (or a representative's) own signature on a version, or their refusal.
+
+    Drawn on a tablet in front of a witnessing staff member. Before any staff signature
+    the drawing goes into the page (the patient's box) with this evidence attached inside
+    the PDF, so the staff signatures and the seal cover both; after a staff signature the
+    drawing is the appearance of a signature field signed with the witness's key.
+    """
+
+    class Outcome(models.TextChoices):
+        SIGNED = "signed", _("Signed")
+        REFUSED = "refused", _("Refused to sign")
+
+    class Identity(models.TextChoices):
+        CCCD = "cccd", _("Citizen ID card seen, number confirmed")
+        INSURANCE = "insurance", _("Health insurance card with photo seen")
+        PASSPORT = "passport", _("Passport seen")
+        KNOWN = "known", _("Known to the staff (inpatient wristband, family)")
+        OTHER = "other", _("Other (say how)")
+
+    version = models.OneToOneField(
+        DocumentVersion, on_delete=models.PROTECT, related_name="patient_signature"
+    )
+    outcome = models.CharField(max_length=10, choices=Outcome)
+    by_representative = models.BooleanField(default=False)
+    signer_name = models.CharField(max_length=200)
+    relation = models.CharField(max_length=60, blank=True)
+    identity = models.CharField(max_length=10, choices=Identity)
+    identity_detail = models.CharField(max_length=200, blank=True)
+    refusal_reason = models.TextField(blank=True)
+    witness = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    # "page": drawn into the page before staff signatures; "field": the appearance of a
+    # signature field signed with the witness's key.
+    placement = models.CharField(max_length=10)
+    shown_sha256 = models.CharField(max_length=64)
+    evidence = models.JSONField()
+    evidence_sha256 = models.CharField(max_length=64)
+    sha256_after = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.outcome} {self.signer_name}"
 
 
 class PriceItem(models.Model):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from benhan.patients.ethnicities import ETHNICITY_NAMES
 from benhan.records import formtypes
+from benhan.records.paper import paper_url
 
 _SEX = {"M": "Nam", "F": "Nữ"}
 _DT = "%d/%m/%Y %H:%M"
@@ -139,6 +140,8 @@ def document_context(doc, data: dict[str, Any], version: int) -> dict[str, Any]:
             "url": base + reverse("lookup", args=[doc.lookup_code]),
         },
         "mark": "Bản chuyển đổi từ hồ sơ bệnh án điện tử · Bệnh Án",
+        # Forms signed by hand carry a second QR code: the upload page for their paper.
+        "paper": {"url": paper_url(doc.pk, version)} if form.patient_signs else {},
     }
 
 

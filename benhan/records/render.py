@@ -115,6 +115,10 @@ def _prepare(data: dict) -> dict:
     if lookup.get("url") and not lookup.get("qr_svg"):
         lookup["qr_svg"] = qr_svg(str(lookup["url"]))
     data["lookup"] = lookup
+    paper = dict(data.get("paper") or {})
+    if paper.get("url") and not paper.get("qr_svg"):
+        paper["qr_svg"] = qr_svg(str(paper["url"]))
+    data["paper"] = paper
     return data
 
 
@@ -150,31 +154,51 @@ def render(template: str, data: dict) -> Rendered:
 
 # ---- print copies ------------------------------------------------------------------
 
-_STAMP_TEMPLATE = TEMPLATES_DIR / "print_stamp.typ"
+
+def compile_small(template: str, data: dict) -> bytes:
+    """Compile one of the small helper templates (print_stamp, patient_mark) with `data`."""
+    path = _template_path(template)
+    try:
+        return _compiler(path).compile(sys_inputs={"data": json.dumps(data, ensure_ascii=False)})
+    except typst.TypstError as exc:
+        raise RenderError(f"{path.name}: {exc}") from exc
 
 
-def _print_line_pdf(text: str, width: float, height: float) -> bytes:
-    compiler = _compiler(_STAMP_TEMPLATE)
-    payload = json.dumps({"text": text, "width": width, "height": height}, ensure_ascii=False)
-    return compiler.compile(sys_inputs={"data": payload})
+def overlay(writer, page_ix: int, xobj, x: float, y: float, name: str = "BenhAnOverlay") -> None:
+    """Draw form XObject `xobj` at (x, y) on page `page_ix` of an incremental writer.
 
-
-def stamp_print_copy(pdf: bytes, *, printed_at: str, printed_by: str) -> bytes:
-    """Add "In lúc <printed_at> bởi <printed_by>" at the bottom of every page.
-
-    Done as an incremental update with pyHanko: the input bytes (possibly signed and
-    sealed) are kept unchanged as a prefix, and one new content stream per page draws
-    the line, typeset by Typst with the shipped fonts and imported as a form XObject.
-    Validators will report the appended page change after the seal, which is right: the
-    result is a paper copy, not the archived document; the QR code on it leads to the
-    verification page of the original.
+    The page's existing content is wrapped in q/Q so its graphics state cannot leak into
+    what is drawn on top. Only new objects are appended: the earlier bytes stay as they
+    were (an incremental update).
     """
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.generic import pdf_name
+
+    writer.add_stream_to_page(
+        page_ix, writer.add_object(generic.StreamObject(stream_data=b"q")), prepend=True
+    )
+    writer.add_stream_to_page(page_ix, writer.add_object(generic.StreamObject(stream_data=b"Q")))
+    content = b"q 1 0 0 1 %g %g cm /%s Do Q" % (x, y, name.encode("ascii"))
+    writer.add_stream_to_page(
+        page_ix,
+        writer.add_object(generic.StreamObject(stream_data=content)),
+        resources=generic.DictionaryObject(
+            {pdf_name("/XObject"): generic.DictionaryObject({pdf_name("/" + name): xobj})}
+        ),
+    )
+
+
+def stamp_pages(pdf: bytes, text: str, *, band: bool = False) -> bytes:
+    """One line of text at the bottom of every page, as an incremental update.
+
+    band=True puts the line on a white band, for scanned pages whose photo reaches the
+    bottom of the page. Typeset by Typst with the shipped fonts and imported as a form
+    XObject; the input bytes stay an unchanged prefix of the result.
+    """
+    from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    text = f"In lúc {printed_at} bởi {printed_by}"
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     cache: dict[tuple[float, float], generic.IndirectObject] = {}
     for ix in range(int(writer.root["/Pages"]["/Count"])):
@@ -183,28 +207,24 @@ def stamp_print_copy(pdf: bytes, *, printed_at: str, printed_by: str) -> bytes:
         size = (round(box[2] - box[0], 2), round(box[3] - box[1], 2))
         xobj = cache.get(size)
         if xobj is None:
-            line = PdfFileReader(io.BytesIO(_print_line_pdf(text, *size)))
+            data = {"text": text, "width": size[0], "height": size[1], "band": band}
+            line = PdfFileReader(io.BytesIO(compile_small("print_stamp", data)))
             xobj = cache[size] = writer.import_page_as_xobject(line, 0)
-        # Wrap the existing content in q/Q so its graphics state cannot leak into ours.
-        writer.add_stream_to_page(
-            ix, writer.add_object(generic.StreamObject(stream_data=b"q")), prepend=True
-        )
-        writer.add_stream_to_page(ix, writer.add_object(generic.StreamObject(stream_data=b"Q")))
-        content = b"q 1 0 0 1 %g %g cm /BenhAnPrintLine Do Q" % (box[0], box[1])
-        writer.add_stream_to_page(
-            ix,
-            writer.add_object(generic.StreamObject(stream_data=content)),
-            resources=generic.DictionaryObject(
-                {
-                    pdf_name("/XObject"): generic.DictionaryObject(
-                        {pdf_name("/BenhAnPrintLine"): xobj}
-                    )
-                }
-            ),
-        )
+        overlay(writer, ix, xobj, box[0], box[1], "BenhAnPrintLine")
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def stamp_print_copy(pdf: bytes, *, printed_at: str, printed_by: str) -> bytes:
+    """Add "In lúc <printed_at> bởi <printed_by>" at the bottom of every page.
+
+    An incremental update (stamp_pages): the input bytes (possibly signed and sealed)
+    are kept unchanged as a prefix. Validators will report the appended page change
+    after the seal, which is right: the result is a paper copy, not the archived
+    document; the QR code on it leads to the verification page of the original.
+    """
+    return stamp_pages(pdf, f"In lúc {printed_at} bởi {printed_by}")
 
 
 # ---- sample data (tests, benchmarks, template previews) ------------------------------

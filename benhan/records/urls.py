@@ -18,4 +18,11 @@ urlpatterns = [
     path("encounter/<int:encounter_pk>/scans/new/", views.file_scan, name="file_scan"),
     path("scans/<int:pk>.pdf", views.scan_pdf, name="scan_pdf"),
     path("mine/", views.my_work, name="my_work"),
+    path("documents/<int:pk>/patient-sign/", views.patient_sign, name="patient_sign"),
+    path("documents/<int:pk>/patient-signed/", views.patient_signed, name="patient_signed"),
+    path(
+        "documents/<int:pk>/v<int:version>/page-<int:page>.webp",
+        views.page_image,
+        name="page_image",
+    ),
 ]

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from base64 import b64encode
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -122,7 +126,22 @@ def document(request: HttpRequest, pk: int) -> HttpResponse:
         and doc.status in (DocumentStatus.SIGNED, DocumentStatus.SEALED, DocumentStatus.COMPLETED),
         "sign_form": SignForm(user=user),
         "amend_form": AmendForm(),
+        "patient_signature": getattr(version, "patient_signature", None) if version else None,
     }
+    if doc.type.patient_signs and version is not None:
+        from benhan.records.paper import paper_token
+
+        try:
+            guards.check_patient_signable(doc, version)
+        except ValidationError:
+            ctx["can_patient_sign"] = False
+        else:
+            ctx["can_patient_sign"] = access.allowed(user, "document.sign")
+        if access.allowed(user, "scan.upload") and doc.status in (
+            DocumentStatus.COMPLETED,
+            DocumentStatus.SIGNED,
+        ):
+            ctx["paper_url"] = reverse("paper", args=[paper_token(doc.pk, version.version)])
     return render(request, "records/document.html", ctx)
 
 
@@ -456,7 +475,10 @@ def file_scan(request: HttpRequest, encounter_pk: int) -> HttpResponse:
             else:
                 messages.success(request, _("Filed: %(title)s, %(pages)s page(s).")
                                  % {"title": scan.title, "pages": scan.pages})  # fmt: skip
-                return redirect("records:encounter", encounter_pk=encounter.pk)
+                return _upload_done(request, reverse("records:encounter", args=[encounter.pk]))
+        if _is_upload_js(request):
+            errors = [str(m) for field_errors in form.errors.values() for m in field_errors]
+            return _upload_refused(errors)
     ctx = {"form": form, "encounter": encounter, "patient": encounter.patient, "key": key}
     return render(request, "records/file_scan.html", ctx,
                   status=422 if request.method == "POST" else 200)  # fmt: skip
@@ -478,3 +500,225 @@ def scan_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     response = HttpResponse(data, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="scan-{scan.pk}.pdf"'
     return response
+
+
+# --- Uploads from upload.js ---------------------------------------------------------
+
+
+def _is_upload_js(request: HttpRequest) -> bool:
+    return request.headers.get("X-Benhan-Upload") == "1"
+
+
+def _upload_done(request: HttpRequest, url: str) -> HttpResponse:
+    """Success: a redirect for a plain form, JSON for static/js/upload.js."""
+    if _is_upload_js(request):
+        return JsonResponse({"redirect": url})
+    return redirect(url)
+
+
+def _upload_refused(errors: list[str], status: int = 422) -> JsonResponse:
+    return JsonResponse({"errors": [str(e) for e in errors]}, status=status)
+
+
+# --- Signing with the patient (tablet) ------------------------------------------------
+
+
+def _patient_sign_context(request, doc, form) -> dict:
+    version = doc.current_version()
+    from benhan.records.patient_sign import page_count
+    from benhan.records.storage import default_store
+
+    pages = page_count(default_store().get(version.current_sha256))
+    return {
+        "doc": doc, "version": version, "patient": doc.record.encounter.patient,
+        "encounter": doc.record.encounter, "form": form, "pages": range(1, pages + 1),
+        "needs_pin": version.signatures.exists(),
+    }  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_sign(request: HttpRequest, pk: int) -> HttpResponse:
+    """The tablet page: the exact document as page images, the pad, who signs and how
+    they were identified; or the patient's refusal, witnessed."""
+    from benhan.records.forms import PatientSignForm
+    from benhan.records.patient_sign import DrawingError, parse_strokes
+    from benhan.signing.pki import SigningError
+
+    doc = access.get_document(request, pk, "document.sign")
+    version = doc.current_version()
+    try:
+        guards.check_patient_signable(doc, version)
+    except ValidationError as e:
+        messages.error(request, _errors(e))
+        return redirect("records:document", pk=doc.pk)
+    data = version.data
+    initial = {"shown": version.current_sha256, "outcome": "signed"}
+    if data.get("representative_name"):
+        initial |= {"signer": "representative", "representative_name": data["representative_name"],
+                    "relation": data.get("representative_relation", "")}  # fmt: skip
+    form = PatientSignForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        c = form.cleaned_data
+        try:
+            strokes = None
+            if c["outcome"] == "signed":
+                strokes = parse_strokes(c["strokes"], c["canvas"])
+            signing = actions.PatientSigning(
+                shown_sha256=c["shown"], outcome=c["outcome"], identity=c["identity"],
+                identity_detail=c["identity_detail"],
+                by_representative=c["signer"] == "representative",
+                representative_name=c["representative_name"], relation=c["relation"],
+                refusal_reason=c["refusal_reason"], strokes=strokes,
+                client_time=c["client_time"], tz_offset=c["tz_offset"], pointer=c["pointer"],
+                screen=c["screen"], user_agent=request.headers.get("User-Agent", ""),
+            )  # fmt: skip
+            actions.do_patient_sign(Actor.from_request(request), doc, signing, c["pin"])
+        except DrawingError as e:
+            form.add_error(None, str(e))
+        except ValidationError as e:
+            for m in e.messages:
+                form.add_error(None, m)
+        except SigningError as e:
+            form.add_error("pin", signing_message(e))
+        else:
+            return redirect("records:patient_signed", pk=doc.pk)
+    ctx = _patient_sign_context(request, doc, form)
+    status = 422 if request.method == "POST" else 200
+    return render(request, "records/patient_sign.html", ctx, status=status)
+
+
+@login_required
+@require_GET
+def patient_signed(request: HttpRequest, pk: int) -> HttpResponse:
+    """After the patient signed: their copy to print, or to take on their own phone."""
+    from benhan.records.paper import copy_url
+    from benhan.records.render import qr_svg
+
+    doc = access.get_document(request, pk)
+    version = doc.current_version()
+    ps = getattr(version, "patient_signature", None) if version else None
+    if ps is None:
+        return redirect("records:document", pk=doc.pk)
+    url = copy_url(doc.pk, version.version)
+    ctx = {
+        "doc": doc, "version": version, "ps": ps, "patient": doc.record.encounter.patient,
+        "encounter": doc.record.encounter, "copy_url": url,
+        "copy_qr": "data:image/svg+xml;base64," + b64encode(qr_svg(url).encode()).decode(),
+        "copy_hours": settings.PATIENT_COPY_HOURS,
+    }  # fmt: skip
+    return render(request, "records/patient_signed.html", ctx)
+
+
+@login_required
+@require_GET
+def page_image(request: HttpRequest, pk: int, version: int, page: int) -> HttpResponse:
+    """One page of a version's PDF as it stands, as an image (the tablet shows these)."""
+    from benhan.records.patient_sign import page_image as render_page
+    from benhan.records.storage import default_store
+
+    doc = access.get_document(request, pk)
+    v = doc.versions.filter(version=version).first()
+    if v is None:
+        raise Http404
+    key = (v.current_sha256, page)
+    image = _PAGE_CACHE.get(key)
+    if image is None:
+        try:
+            image = render_page(default_store().get(v.current_sha256), page - 1)
+        except IndexError:
+            raise Http404 from None
+        if len(_PAGE_CACHE) > 64:
+            _PAGE_CACHE.clear()
+        _PAGE_CACHE[key] = image
+    response = HttpResponse(image, content_type="image/webp")
+    # The URL names the exact bytes (?h=<sha>): safe to keep, never shared with others.
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+_PAGE_CACHE: dict[tuple[str, int], bytes] = {}
+
+
+@require_GET
+def patient_copy(request: HttpRequest, token: str) -> HttpResponse:
+    """The patient's own copy, by the link (QR) shown after signing; no account needed."""
+    from benhan.records.storage import CorruptObject, default_store
+
+    try:
+        doc, version = access.get_document_for_patient_copy(request, token)
+    except access.LinkError as e:
+        return render(request, "records/link_refused.html", {"message": e.message},
+                      status=e.status)  # fmt: skip
+    try:
+        data = default_store().get(version.current_sha256)
+    except CorruptObject:
+        return render(request, "records/corrupt.html", {"doc": doc}, status=500)
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{doc.number}-v{version.version}.pdf"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- Signed paper, by the QR code on the form -----------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def paper_upload(request: HttpRequest, token: str) -> HttpResponse:
+    """The upload page a paper form's QR code opens: photos of exactly that document."""
+    import secrets
+
+    from benhan.records.forms import PaperForm
+    from benhan.scans import ScanError
+
+    try:
+        doc, version_no = access.get_document_for_paper(request, token)
+    except access.LinkError as e:
+        if _is_upload_js(request):
+            return _upload_refused([e.message], status=e.status)
+        return render(request, "records/link_refused.html",
+                      {"message": e.message, "doc": e.document}, status=e.status)  # fmt: skip
+    try:
+        guards.check_paper_fileable(doc, version_no)
+    except ValidationError as e:
+        if _is_upload_js(request):
+            return _upload_refused(e.messages, status=409)
+        return render(request, "records/link_refused.html",
+                      {"message": _errors(e), "doc": doc}, status=409)  # fmt: skip
+    form = PaperForm(request.POST or None)
+    key = (request.POST.get("upload_key") or secrets.token_urlsafe(16))[:64]
+    if request.method == "POST":
+        files = request.FILES.getlist("files")
+        errors: list[str] = []
+        if not form.is_valid():
+            errors = [str(m) for field_errors in form.errors.values() for m in field_errors]
+        elif sum(f.size for f in files) > MAX_UPLOAD_BYTES:
+            errors = [_("The upload is too large (at most 200 MB).")]
+        elif not files:
+            errors = [_("Photograph the pages, or choose the photos or a PDF.")]
+        else:
+            try:
+                actions.do_file_paper(
+                    Actor.from_request(request), doc, version_no,
+                    files=[(f.name, f.read()) for f in files],
+                    paper_location=form.cleaned_data["paper_location"],
+                    colour=form.cleaned_data["colour"], deskew=form.cleaned_data["deskew"],
+                    upload_key=key,
+                )  # fmt: skip
+            except ScanError as e:
+                errors = [e.message]
+            except ValidationError as e:
+                errors = e.messages
+            else:
+                messages.success(request, _("The signed paper is filed and sealed."))
+                return _upload_done(request, reverse("records:document", args=[doc.pk]))
+        if _is_upload_js(request):
+            return _upload_refused(errors)
+        for m in errors:
+            if m not in form.non_field_errors():
+                form.add_error(None, m)
+    ctx = {"form": form, "doc": doc, "version_no": version_no, "key": key,
+           "patient": doc.record.encounter.patient, "encounter": doc.record.encounter}  # fmt: skip
+    return render(request, "records/paper_upload.html", ctx,
+                  status=422 if request.method == "POST" else 200)  # fmt: skip

@@ -34,16 +34,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from fontTools import subset as ft_subset
 from fontTools import ttLib
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.content import PdfContent
 from pyhanko.pdf_utils.font.api import FontEngine, FontEngineFactory
 from pyhanko.pdf_utils.font.opentype import CIDFontType2, GlyphAccumulator, _read_ps_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.general import as_signing_certificate_v2, get_pyca_cryptography_hash
-from pyhanko.stamp import TextStampStyle
+from pyhanko.stamp import StaticStampStyle, TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -342,6 +344,22 @@ def _stamp_style(lines: Sequence[str], font_size: int) -> TextStampStyle:
     )
 
 
+class _PdfPageContent(PdfContent):
+    """The first page of a PDF given as bytes, as a stamp's background (pyHanko's own
+    ImportedPdfPage reads a file)."""
+
+    def __init__(self, pdf: bytes):
+        self.pdf = pdf
+        super().__init__()
+
+    def render(self) -> bytes:
+        xobj = self._ensure_writer.import_page_as_xobject(PdfFileReader(BytesIO(self.pdf)), 0)
+        self.resources.xobject["/BenhAnAppearance"] = xobj
+        x1, y1, x2, y2 = xobj.get_object()["/BBox"]
+        self.box = BoxConstraints(width=abs(x1 - x2), height=abs(y1 - y2))
+        return b"/BenhAnAppearance Do"
+
+
 def _reserve(signer: signers.Signer, timestamper, embed: bool) -> int:
     """Bytes for the CMS blob, so pyHanko skips its sizing pass (one signature, not two)."""
     cert = signer.signing_cert
@@ -370,12 +388,15 @@ def sign_pdf(
     validation_context: ValidationContext | None = None,
     embed_validation_info: bool = True,
     font_size: int = STAMP_FONT_SIZE,
+    appearance: bytes | None = None,
 ) -> bytes:
     """Sign `pdf` in a new field and return the PDF with the signature appended.
 
     box: (x1, y1, x2, y2) in PDF points on `page` (0-based) for a visible stamp holding
     stamp_lines; None for an invisible signature. seal=True makes it the facility seal:
     an approval signature locking every field with "no changes" allowed after it.
+    appearance: a one-page PDF the size of `box` drawn as the stamp instead of text (the
+    patient's drawn signature, signed with the witness's key).
     Raises DocumentSealed when the PDF is already sealed, SignatureFailed when pyHanko
     refuses (a revoked or untrusted certificate, …).
     """
@@ -407,7 +428,10 @@ def sign_pdf(
         # signature and its validation data existed then, whatever is revoked later.
         use_pades_lta=seal and embed and timestamper is not None,
     )
-    style = _stamp_style(stamp_lines, font_size) if box and stamp_lines else None
+    if box and appearance:
+        style = StaticStampStyle(background=_PdfPageContent(appearance), border_width=0)
+    else:
+        style = _stamp_style(stamp_lines, font_size) if box and stamp_lines else None
     pdf_signer = signers.PdfSigner(
         meta, signer=signer, timestamper=timestamper, stamp_style=style, new_field_spec=spec
     )

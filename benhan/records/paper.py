@@ -87,6 +87,8 @@ def copy_url(document_id: int, version: int) -> str:
 
 def read_copy_token(token: str) -> tuple[int, int]:
     hours = settings.PATIENT_COPY_HOURS
+    if hours <= 0:
+        raise InvalidTokenError("patient copy links are turned off")
     try:
         value = signing.TimestampSigner(salt=COPY_SALT).unsign(token, max_age=hours * 3600)
     except signing.SignatureExpired as exc:

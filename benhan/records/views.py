@@ -600,13 +600,13 @@ def patient_signed(request: HttpRequest, pk: int) -> HttpResponse:
     ps = getattr(version, "patient_signature", None) if version else None
     if ps is None:
         return redirect("records:document", pk=doc.pk)
-    url = copy_url(doc.pk, version.version)
     ctx = {
         "doc": doc, "version": version, "ps": ps, "patient": doc.record.encounter.patient,
-        "encounter": doc.record.encounter, "copy_url": url,
-        "copy_qr": "data:image/svg+xml;base64," + b64encode(qr_svg(url).encode()).decode(),
-        "copy_hours": settings.PATIENT_COPY_HOURS,
+        "encounter": doc.record.encounter, "copy_hours": settings.PATIENT_COPY_HOURS,
     }  # fmt: skip
+    if settings.PATIENT_COPY_HOURS > 0:
+        url = ctx["copy_url"] = copy_url(doc.pk, version.version)
+        ctx["copy_qr"] = "data:image/svg+xml;base64," + b64encode(qr_svg(url).encode()).decode()
     return render(request, "records/patient_signed.html", ctx)
 
 

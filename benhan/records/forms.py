@@ -103,7 +103,9 @@ class PatientSignForm(forms.Form):
         help_text=_("e.g. son, wife, guardian"),
     )  # fmt: skip
     identity = forms.ChoiceField(
-        label=_("How the identity was checked"), choices=PatientSignature.Identity.choices
+        label=_("How the identity was checked"),
+        # No default: the witness says what they actually checked.
+        choices=[("", "—"), *PatientSignature.Identity.choices],
     )
     identity_detail = forms.CharField(
         label=_("ID number seen, or how"), max_length=200, required=False,

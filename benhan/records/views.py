@@ -584,6 +584,12 @@ def patient_sign(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             return redirect("records:patient_signed", pk=doc.pk)
     ctx = _patient_sign_context(request, doc, form)
+    # Put the drawing back after a refusal that was not about it (a mistyped ID number),
+    # unless the document changed meanwhile: then the patient must see it again.
+    if request.method == "POST" and request.POST.get("shown") == version.current_sha256:
+        ctx["restore"] = {
+            k: request.POST.get(k, "")[:2_000_000] for k in ("strokes", "canvas", "pointer")
+        }
     status = 422 if request.method == "POST" else 200
     return render(request, "records/patient_sign.html", ctx, status=status)
 

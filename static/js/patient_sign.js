@@ -101,6 +101,24 @@
     update();
   });
 
+  // A drawing sent back by the server (the form was refused for another reason):
+  // redraw it, scaled to the pad as it is now.
+  function restore() {
+    const strokes = form.elements.namedItem('strokes');
+    const size = form.elements.namedItem('canvas');
+    if (!strokes || !strokes.value || !size || !size.value) return;
+    try {
+      const data = JSON.parse(strokes.value);
+      const was = JSON.parse(size.value);
+      const k = was.w ? canvas.offsetWidth / was.w : 1;
+      data.forEach((g) => g.points.forEach((p) => { p.x *= k; p.y *= k; }));
+      pad.fromData(data);
+      const kind = form.elements.namedItem('pointer');
+      pointer = kind ? kind.value : '';
+    } catch (err) { pad.clear(); }
+  }
+
   resize();
+  restore();
   update();
 })();

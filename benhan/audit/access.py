@@ -385,6 +385,8 @@ def get_document_for_paper(request: HttpRequest, token: str, action: str = "scan
     except ExpiredTokenError:
         ref = read_paper_token(token, max_age_days=0)
         doc = Document.objects.filter(pk=ref.document_id, facility_id=user.facility_id).first()
+        if doc is not None and not patient_access(user, doc.record.encounter.patient).clinical:
+            doc = None  # the way on is offered only to those who may open it
         audit(request, "paper.link_refused", detail={"why": "expired", "document": ref.document_id})
         raise LinkError(
             _("This QR code has expired. Open the document from the patient's record, print "

@@ -7,6 +7,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from benhan.accounts.models import Role
@@ -67,6 +68,8 @@ def forbidden(request: HttpRequest, exception=None) -> HttpResponse:
         )
     if isinstance(exception, access.Refused) and not isinstance(exception, access.NeedsBreakGlass):
         patient = None  # only the break-the-glass page shows the patient's name
+    if request.headers.get("X-Benhan-Upload") == "1":  # static/js/upload.js shows the reason
+        return JsonResponse({"errors": [str(exception or _("Access refused."))]}, status=403)
     ctx = {
         "message": str(exception) if exception else "",
         "patient": patient,

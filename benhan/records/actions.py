@@ -367,7 +367,7 @@ def do_file_scan(
     from benhan.records.storage import default_store
     from benhan.scans import ScanError, ScanOptions, check_pdf_upload, process
 
-    earlier = ScannedDocument.objects.filter(upload_key=upload_key).first()
+    earlier = _earlier_upload(ScannedDocument.objects.filter(upload_key=upload_key), record=rec)
     if earlier is not None:
         return earlier
     guards.check_record_open(rec)
@@ -389,6 +389,8 @@ def do_file_scan(
     sha = store.put(pdf)
     store.get(sha)  # verified before anything points at it
     with transaction.atomic():
+        if _earlier_upload(ScannedDocument.objects.filter(upload_key=upload_key), record=rec):
+            return ScannedDocument.objects.get(upload_key=upload_key)
         scan, created = ScannedDocument.objects.get_or_create(
             upload_key=upload_key,
             defaults={
@@ -693,7 +695,7 @@ def do_file_paper(
     from benhan.signing import pades
     from benhan.signing.tsa import get_timestamper
 
-    earlier = DocumentVersion.objects.filter(upload_key=upload_key).first()
+    earlier = filed_paper(doc, upload_key)
     if earlier is not None:
         return earlier
     doc = Document.objects.select_related("record__encounter__patient", "facility").get(pk=doc.pk)
@@ -727,7 +729,7 @@ def do_file_paper(
     store.get(sha)  # read back and checked before anything points at it
     with transaction.atomic():
         doc = Document.objects.select_for_update().get(pk=doc.pk)
-        earlier = DocumentVersion.objects.filter(upload_key=upload_key).first()
+        earlier = filed_paper(doc, upload_key)
         if earlier is not None:
             return earlier
         guards.check_paper_fileable(doc, version_no)
@@ -761,3 +763,21 @@ def do_file_paper(
         record(actor, "document.seal", obj=doc, patient=patient,
                detail={"version": version.version, "sha256": sealed, "paper": True})  # fmt: skip
     return version
+
+
+def _earlier_upload(rows, **owner):
+    """The filing an upload key already made, or None. A key is made for one upload page;
+    arriving for another document or record it is refused (a bug, or a forged post), not
+    answered with the other filing."""
+    earlier = rows.first()
+    if earlier is None:
+        return None
+    if any(getattr(earlier, f"{k}_id") != v.pk for k, v in owner.items()):
+        raise ValidationError(_("This upload was already used for another document. "
+                                "Reload the page and send the files again."))  # fmt: skip
+    return earlier
+
+
+def filed_paper(doc: Document, upload_key: str) -> DocumentVersion | None:
+    """The paper version an upload key already filed for `doc` (a phone resending)."""
+    return _earlier_upload(DocumentVersion.objects.filter(upload_key=upload_key), document=doc)

@@ -92,6 +92,8 @@ def check_patient_signable(doc: Document, version: DocumentVersion | None) -> No
 def check_paper_fileable(doc: Document, version_no: int) -> None:
     """The signed paper of version `version_no` may be filed as the document now."""
     check_record_open(doc.record)
+    if not doc.type.patient_signs:
+        raise ValidationError(_("This form is not signed on paper by the patient."))
     version = doc.current_version()
     if doc.status == DocumentStatus.SEALED:
         raise ValidationError(

@@ -476,9 +476,9 @@ def file_scan(request: HttpRequest, encounter_pk: int) -> HttpResponse:
                 messages.success(request, _("Filed: %(title)s, %(pages)s page(s).")
                                  % {"title": scan.title, "pages": scan.pages})  # fmt: skip
                 return _upload_done(request, reverse("records:encounter", args=[encounter.pk]))
-        if _is_upload_js(request):
-            errors = [str(m) for field_errors in form.errors.values() for m in field_errors]
-            return _upload_refused(errors)
+    if request.method == "POST" and _is_upload_js(request):
+        errors = [str(m) for field_errors in form.errors.values() for m in field_errors]
+        return _upload_refused(errors)
     ctx = {"form": form, "encounter": encounter, "patient": encounter.patient, "key": key}
     return render(request, "records/file_scan.html", ctx,
                   status=422 if request.method == "POST" else 200)  # fmt: skip
@@ -685,7 +685,13 @@ def paper_upload(request: HttpRequest, token: str) -> HttpResponse:
             return _upload_refused([e.message], status=e.status)
         return render(request, "records/link_refused.html",
                       {"message": e.message, "doc": e.document}, status=e.status)  # fmt: skip
+    key = (request.POST.get("upload_key") or "")[:64]
     try:
+        # A phone resending an upload that was filed (and so sealed the document) is
+        # answered as the first time was, not refused as "already sealed".
+        if key and actions.filed_paper(doc, key) is not None:
+            messages.success(request, _("The signed paper is filed and sealed."))
+            return _upload_done(request, reverse("records:document", args=[doc.pk]))
         guards.check_paper_fileable(doc, version_no)
     except ValidationError as e:
         if _is_upload_js(request):
@@ -693,7 +699,7 @@ def paper_upload(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "records/link_refused.html",
                       {"message": _errors(e), "doc": doc}, status=409)  # fmt: skip
     form = PaperForm(request.POST or None)
-    key = (request.POST.get("upload_key") or secrets.token_urlsafe(16))[:64]
+    key = key or secrets.token_urlsafe(16)
     if request.method == "POST":
         files = request.FILES.getlist("files")
         errors: list[str] = []

@@ -50,7 +50,9 @@ CANVAS = json.dumps({"w": 700, "h": 233, "ratio": 1})
 @pytest.fixture
 def consent(encounter, credentials, client_for, doctor) -> Document:
     dr = client_for(doctor)
-    r = dr.post(reverse("records:encounter", args=[encounter.pk]), {"form_type": "surgical_consent"})
+    r = dr.post(
+        reverse("records:encounter", args=[encounter.pk]), {"form_type": "surgical_consent"}
+    )
     assert r.status_code == 302
     doc = Document.objects.latest("pk")
     r = dr.post(reverse("records:save_draft", args=[doc.pk]), {**CONSENT, "complete": "1"})

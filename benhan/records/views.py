@@ -563,6 +563,8 @@ def patient_sign(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             strokes = None
             if c["outcome"] == "signed":
+                if not c["strokes"]:
+                    raise ValidationError(_("The patient has not signed in the box yet."))
                 strokes = parse_strokes(c["strokes"], c["canvas"])
             signing = actions.PatientSigning(
                 shown_sha256=c["shown"], outcome=c["outcome"], identity=c["identity"],
@@ -583,7 +585,14 @@ def patient_sign(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error("pin", signing_message(e))
         else:
             return redirect("records:patient_signed", pk=doc.pk)
+    refuse_errors: list[str] = []
+    if request.method == "POST" and request.POST.get("outcome") == "refused":
+        # The refusal's problems go with the refusal form, which keeps what was typed.
+        refuse_errors = [str(m) for errs in form.errors.values() for m in errs]
+        form = PatientSignForm(initial=initial)
     ctx = _patient_sign_context(request, doc, form)
+    ctx["refuse_errors"] = refuse_errors
+    ctx["refuse"] = request.POST if refuse_errors else {}
     # Put the drawing back after a refusal that was not about it (a mistyped ID number),
     # unless the document changed meanwhile: then the patient must see it again.
     if request.method == "POST" and request.POST.get("shown") == version.current_sha256:

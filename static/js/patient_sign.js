@@ -11,6 +11,7 @@
   const clear = document.getElementById('pad-clear');
   const message = document.getElementById('pad-message');
   const pad = new window.SignaturePad(canvas, { minWidth: 0.8, maxWidth: 2.6, penColor: '#000' });
+  document.documentElement.classList.add('js'); // shows the pad (hidden without a script)
   let pointer = '';
   let cssWidth = 0;
 

@@ -167,5 +167,7 @@ def test_changed_document_and_wrong_cccd_are_refused(consent, client_for, nurse,
     assert r.status_code == 422 and not PatientSignature.objects.exists()
     r = nu.post(url, sign_form(consent, strokes=json.dumps([{"points": [{"x": 1, "y": 1}]}])))
     assert r.status_code == 422 and not PatientSignature.objects.exists()
+    r = nu.post(url, sign_form(consent, strokes=""))  # no script: nothing drawn
+    assert r.status_code == 422 and "Người bệnh chưa ký vào ô ký." in r.content.decode()
     r = nu.post(url, sign_form(consent, identity="cccd", identity_detail="079123456789"))
     assert r.status_code == 302

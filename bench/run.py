@@ -3,12 +3,13 @@
     .venv/bin/python bench/run.py                 # everything (seeds 100k SQLite + 1M PostgreSQL)
     .venv/bin/python bench/run.py --skip-seed     # reuse the seeded databases
     .venv/bin/python bench/run.py --no-postgres   # SQLite only
-    .venv/bin/python bench/run.py --only search   # one step: seed, search, patient_page
-                                                  # or page_weight
+    .venv/bin/python bench/run.py --only search   # one step: seed, search, patient_page,
+                                                  # page_weight or patient_sign
 
 Databases: SQLite in /tmp/bench-sqlite (BENHAN_DATA_DIR), PostgreSQL database
 benhan_bench on 127.0.0.1 (created, or dropped and re-created, by the seed step),
-the page-weight server's small demo database in /tmp/bench-pages. Raw results go
+the page-weight server's small demo database in /tmp/bench-pages, the patient-signing
+step's own in /tmp/bench-patient-sign (re-created each run). Raw results go
 to bench/results/ (gitignored); docs/benchmarks.md holds the figures.
 """
 
@@ -96,6 +97,32 @@ def summary() -> None:
             b = f["body_bytes"] + f["header_bytes"]
             rows.append([f"htmx fragment: {f['label']}", "bytes", f"{b:,}", "<= 5 KB",
                          "met" if b <= 5 * 1024 else "MISSED"])  # fmt: skip
+    r = load("patient_sign")
+    if r:
+        w = r.get("page_weight")
+        if w:
+            for label, key in (
+                ("without page images", "without_images"),
+                ("with the first page image", "with_first_image"),
+            ):
+                s = w[key]
+                kb = s["bytes"] / 1024
+                rows.append([f"patient signing page, cold, {label}", "requests, KB",
+                             f"{s['requests']}, {kb:.1f} KB", "<= 40 KB",
+                             "met" if kb <= 40 else "MISSED"])  # fmt: skip
+        i = r["page_image"]
+        rows.append(["patient signing: page_image()", "median ms", f"{i['median_ms']:.1f}",
+                     "", ""])  # fmt: skip
+        for key in ("sign_page", "sign_field"):
+            p = r[key]
+            rows.append([f"do_patient_sign(), {p['placement']} placement", "median ms",
+                         f"{p['median_ms']:.1f}", "", ""])  # fmt: skip
+        for p in r["paper"]:
+            per_page = p["sealed_bytes"] / p["pages"] / 1000
+            photos = f"{p['pages']} photo" + ("s" if p["pages"] != 1 else "")
+            rows.append([f"paper, {photos}: {p['label']}", "s, KB/page",
+                         f"{p['median_s']:.1f} s, {per_page:.1f} KB", "<= 5 s, <= 150 KB",
+                         "met" if p["max_s"] <= 5 and per_page <= 150 else "MISSED"])  # fmt: skip
     common.print_table(["benchmark", "measure", "figure", "target", ""], rows, "Summary")
 
 
@@ -103,7 +130,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-seed", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--only", choices=["seed", "search", "patient_page", "page_weight"])
+    parser.add_argument(
+        "--only", choices=["seed", "search", "patient_page", "page_weight", "patient_sign"]
+    )
     parser.add_argument("--sqlite-patients", type=int, default=100_000)
     parser.add_argument("--postgres-patients", type=int, default=1_000_000)
     args = parser.parse_args()
@@ -128,6 +157,8 @@ def main() -> None:
         timings["patient page"] = step("patient page SQLite", "patient_page.py", [], SQLITE)
     if want("page_weight"):
         timings["page weight"] = step("page weight", "page_weight.py", ["--reset"], {})
+    if want("patient_sign"):
+        timings["patient signing"] = step("patient signing", "patient_sign.py", [], {})
     common.print_table(["step", "seconds"], [[k, round(v, 1)] for k, v in timings.items()],
                        "Run time")  # fmt: skip
     summary()

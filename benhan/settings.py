@@ -269,6 +269,9 @@ FACILITY_PARENT = env("FACILITY_PARENT", "")
 PAPER_QR_DAYS = envint("PAPER_QR_DAYS", 90)
 # The link (and QR code) a patient scans to download their signed copy without an account.
 PATIENT_COPY_HOURS = envint("PATIENT_COPY_HOURS", 24)
+# Original phone photos of filed paper are kept this long after filing, then removed by
+# `benhan records purge-originals` once the converted PDF checks out; 0 keeps them.
+SCAN_ORIGINALS_DAYS = envint("SCAN_ORIGINALS_DAYS", 30)
 
 # --- Language and time ------------------------------------------------------------
 

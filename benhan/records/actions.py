@@ -781,3 +781,71 @@ def _earlier_upload(rows, **owner):
 def filed_paper(doc: Document, upload_key: str) -> DocumentVersion | None:
     """The paper version an upload key already filed for `doc` (a phone resending)."""
     return _earlier_upload(DocumentVersion.objects.filter(upload_key=upload_key), document=doc)
+
+
+# --- Original photos of filed paper ---------------------------------------------------
+
+
+@dataclass
+class PurgeReport:
+    filings: int = 0
+    removed: int = 0
+    bytes: int = 0
+    kept_shared: int = 0
+    failed: list[str] | None = None
+
+
+def do_purge_originals(actor: Actor, *, older_than_days: int, dry_run: bool = False) -> PurgeReport:
+    """Remove the original photos of paper filed more than `older_than_days` ago.
+
+    The photos are inputs: what is kept is the converted PDF, sealed (and the paper
+    itself). They are kept for a while so that a bad conversion can be redone, then
+    removed here once the converted PDF reads back intact from the store. A photo that
+    a more recent filing also sent is kept. Each filing purged is audited.
+    """
+    from datetime import timedelta
+
+    from benhan.records.storage import CorruptObject, MissingObject, default_store
+
+    store = default_store()
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    report = PurgeReport(failed=[])
+    filings = [
+        *(("scan", s, s.sha256, s.uploaded_at, s.record.encounter.patient)
+          for s in ScannedDocument.objects.select_related("record__encounter__patient")),
+        *(("paper", v, v.current_sha256, v.converted_at, v.document.record.encounter.patient)
+          for v in DocumentVersion.objects.filter(source="paper").select_related(
+              "document__record__encounter__patient")),
+    ]  # fmt: skip
+    keep = {o["sha256"] for _, row, _, when, _ in filings if when >= cutoff
+            for o in row.originals if not o.get("purged_at")}  # fmt: skip
+    for kind, row, pdf_sha, when, patient in filings:
+        pending = [o for o in row.originals if not o.get("purged_at")]
+        if when >= cutoff or not pending:
+            continue
+        try:
+            store.get(pdf_sha)  # the converted PDF must check out first
+        except (CorruptObject, MissingObject) as e:
+            report.failed.append(f"{kind} {row.pk}: {e}")
+            continue
+        report.filings += 1
+        removed = []
+        for o in pending:
+            if o["sha256"] in keep:
+                report.kept_shared += 1
+                continue
+            if not dry_run and store.discard(o["sha256"]):
+                report.removed += 1
+                report.bytes += o.get("size", 0)
+                removed.append(o["sha256"])
+            elif dry_run:
+                report.removed += 1
+                report.bytes += o.get("size", 0)
+            o["purged_at"] = timezone.now().isoformat(timespec="seconds")
+        if dry_run:
+            continue
+        with transaction.atomic():
+            type(row).objects.filter(pk=row.pk).update(originals=row.originals)
+            record(actor, "scan.originals_purged", obj=row, patient=patient,
+                   detail={"kind": kind, "removed": removed, "pdf": pdf_sha})  # fmt: skip
+    return report

@@ -115,29 +115,54 @@ class PageCode:
 
 
 def read_page_codes(pdf: bytes, *, scale: float = 2.0) -> list[PageCode]:
-    """The Bệnh Án QR codes found on each page of a PDF (rendered by PDFium, read by
-    zxing-cpp). Codes that are not ours (a bank's, a pharmacy's) are ignored."""
-    import pypdfium2 as pdfium
+    """The Bệnh Án QR codes found on each page of a PDF. Codes that are not ours (a
+    bank's, a pharmacy's) are ignored.
+
+    A page that is one photo (what benhan.scans builds) is read from its JPEG at full
+    size; any other page is rendered by PDFium at `scale` (2: the footer QR of a printed
+    form is ~1.45 cm, too small to read at 1).
+    """
     import zxingcpp
 
-    from benhan.records.patient_sign import _pdfium_lock
-
     found = []
-    with _pdfium_lock:
-        doc = pdfium.PdfDocument(pdf)
-        try:
-            images = []
-            for page in doc:
-                images.append(page.render(scale=scale, grayscale=True).to_pil().convert("L"))
-                page.close()
-        finally:
-            doc.close()
-    for i, image in enumerate(images, start=1):
+    for i, image in enumerate(_page_images(pdf, scale), start=1):
         for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode):
             code = _parse(result.text, i)
             if code is not None:
                 found.append(code)
     return found
+
+
+def _page_images(pdf: bytes, scale: float):
+    import io
+
+    import pikepdf
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    from benhan.records.patient_sign import _pdfium_lock
+
+    photos: dict[int, bytes] = {}
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        for i, page in enumerate(doc.pages):
+            images = list(page.get_images(recursive=False).values())
+            if len(images) == 1 and images[0].get("/Filter") == pikepdf.Name.DCTDecode:
+                photos[i] = images[0].read_raw_bytes()
+        count = len(doc.pages)
+    missing = [i for i in range(count) if i not in photos]
+    rendered = {}
+    if missing:
+        with _pdfium_lock:
+            document = pdfium.PdfDocument(pdf)
+            try:
+                for i in missing:
+                    page = document[i]
+                    rendered[i] = page.render(scale=scale, grayscale=True).to_pil().convert("L")
+                    page.close()
+            finally:
+                document.close()
+    for i in range(count):
+        yield rendered[i] if i in rendered else Image.open(io.BytesIO(photos[i])).convert("L")
 
 
 def _parse(text: str, page: int) -> PageCode | None:

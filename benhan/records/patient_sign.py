@@ -42,6 +42,7 @@ MIN_POINTS = 8
 PAGE_IMAGE_WIDTH = 1000
 
 _pdfium_lock = threading.Lock()
+_LEVELS = [0 if v < 70 else 110 if v < 135 else 255 for v in range(256)]
 
 
 class DrawingError(ValueError):
@@ -236,7 +237,7 @@ def page_texts(pdf: bytes) -> list[str]:
 
 
 def page_image(pdf: bytes, index: int, width: int = PAGE_IMAGE_WIDTH) -> bytes:
-    """Page `index` of the exact PDF as a four-grey lossless WebP `width` pixels wide."""
+    """Page `index` of the exact PDF as a three-grey lossless WebP `width` pixels wide."""
     import pypdfium2 as pdfium
 
     with _pdfium_lock:
@@ -250,10 +251,9 @@ def page_image(pdf: bytes, index: int, width: int = PAGE_IMAGE_WIDTH) -> bytes:
             page.close()
         finally:
             doc.close()
-    # Four grey levels, lossless: text stays crisp at a third of the size of lossy WebP
-    # (a form page: ~34 KB against ~100 KB; measured in bench/patient_sign.py).
+    # Three fixed levels (black, grey, white), lossless: text stays crisp at a quarter of
+    # the size of lossy WebP, and a fixed table costs ~1 ms where a median cut costs ~70
+    # (a form page: ~25 KB; bench/patient_sign.py, docs/decisions.md #22).
     out = io.BytesIO()
-    image.convert("L").quantize(4).convert("L").save(
-        out, "WEBP", lossless=True, quality=100, method=4
-    )
+    image.convert("L").point(_LEVELS).save(out, "WEBP", lossless=True, quality=100, method=1)
     return out.getvalue()

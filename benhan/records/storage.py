@@ -107,6 +107,15 @@ class LocalStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
+    def discard(self, sha256: str) -> bool:
+        """Remove an object; True if it was there. Only for inputs that are not records
+        themselves (the original photos of a filed scan, after their retention)."""
+        try:
+            self.path(sha256).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     @staticmethod
     def _intact(path: Path, digest: str) -> bool:
         h = hashlib.sha256()

@@ -1,4 +1,4 @@
-"""`benhan records list` and `benhan records export`: records from the command line.
+"""`benhan records list|export|purge-originals`: records from the command line.
 
 Command-line use is an administrator's (the IT person's) tool on the server; it is
 audited like any other access, with no user attached.
@@ -33,12 +33,40 @@ class Command(BaseCommand):
         ex = sub.add_parser("export", help="a record's sealed PDFs and a manifest.json")
         ex.add_argument("number")
         ex.add_argument("--out", type=Path, required=True)
+        pg = sub.add_parser(
+            "purge-originals",
+            help="remove original photos of filed paper after BENHAN_SCAN_ORIGINALS_DAYS",
+        )
+        pg.add_argument("--days", type=int, default=None, help="override the setting")
+        pg.add_argument("--dry-run", action="store_true")
 
     def handle(self, *args, sub, **options):
         if sub == "list":
             self.list(options["status"], options["json"], options["limit"])
+        elif sub == "purge-originals":
+            self.purge(options["days"], options["dry_run"])
         else:
             self.export(options["number"], options["out"])
+
+    def purge(self, days: int | None, dry_run: bool) -> None:
+        from django.conf import settings
+
+        from benhan.records.actions import do_purge_originals
+
+        days = settings.SCAN_ORIGINALS_DAYS if days is None else days
+        if days <= 0:
+            self.stdout.write("Original photos are kept (BENHAN_SCAN_ORIGINALS_DAYS=0).")
+            return
+        r = do_purge_originals(Actor(None), older_than_days=days, dry_run=dry_run)
+        verb = "would remove" if dry_run else "removed"
+        self.stdout.write(
+            f"{r.filings} filing(s) older than {days} days: {verb} {r.removed} original(s), "
+            f"{r.bytes / 1e6:.1f} MB; {r.kept_shared} kept (also sent by a recent filing)."
+        )
+        for line in r.failed:
+            self.stderr.write(f"NOT purged, the converted PDF does not check out: {line}")
+        if r.failed:
+            raise CommandError(f"{len(r.failed)} filing(s) kept: their PDF is damaged or missing")
 
     def list(self, status: str | None, as_json: bool, limit: int) -> None:
         qs = Record.objects.select_related("encounter__patient", "facility").prefetch_related(

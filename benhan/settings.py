@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "benhan.encounters",
     "benhan.signing",
     "benhan.records",
+    "benhan.lab",
     "benhan.core",
 ]
 

@@ -203,14 +203,18 @@ def _sign_locked(actor: Actor, doc: Document, signer, timestamper) -> Signature:
     return sig
 
 
-def do_seal(actor: Actor, doc: Document) -> Signature:
-    """The facility's seal: the last signature; no change is possible after it."""
+def do_seal(actor: Actor, doc: Document, *, automatic: bool = False) -> Signature:
+    """The facility's seal: the last signature; no change is possible after it.
+
+    automatic=True: sealed by the system as the last step of another action (a signed
+    lab report), not by the records office; every other check still applies.
+    """
     from benhan.signing import pades
     from benhan.signing.tsa import get_timestamper
 
     with transaction.atomic():
         doc = Document.objects.select_for_update().get(pk=doc.pk)
-        guards.check_sealable(doc, actor.user)
+        guards.check_sealable(doc, actor.user, automatic=automatic)
         version = doc.current_version()
         stamp = [doc.facility.name, _("Facility seal"), _now_text()]
         sha = _sign_and_store(
@@ -235,7 +239,7 @@ def do_seal(actor: Actor, doc: Document) -> Signature:
             "document.seal",
             obj=doc,
             patient=doc.record.encounter.patient,
-            detail={"version": version.version, "sha256": sha},
+            detail={"version": version.version, "sha256": sha, "automatic": automatic},
         )
     return sig
 

@@ -54,6 +54,8 @@ class FormType:
     fields: tuple[Field, ...]
     signers: tuple[SignatureSlot, ...]  # in signing order
     patient_signs: bool = False
+    # False: written by the system (lab and imaging reports), not added by hand.
+    manual: bool = True
     retention_class: str = "ordinary"
     kinds: frozenset[str] = field(
         default_factory=lambda: frozenset({"outpatient", "inpatient", "emergency"})
@@ -263,9 +265,71 @@ register(
 )
 
 
+LAB = frozenset({Role.LAB_TECH})
+LAB_OR_DOCTOR = frozenset({Role.LAB_TECH, Role.DOCTOR})
+_LAB_FIELDS = (
+    Field("accession", _("Accession number"), "text", required=True),
+    Field("specimen", _("Specimen"), "text"),
+    Field("collected_at", _("Collected"), "datetime"),
+    Field("ordered", _("Ordered by"), "text"),
+    Field(
+        "results", _("Results"), "table", required=True, max_length=50000,
+        columns=("code", "name", "value", "unit", "range", "flag", "method"),
+        help=_("Written by the laboratory: code | test | result | unit | range | flag | source"),
+    ),
+    Field("note", _("Comment"), "textarea"),
+)  # fmt: skip
+
+# Lab and imaging reports are written by benhan.lab from the results, signed by the
+# technician (and a second verifier when a test requires one), then sealed at once.
+register(
+    FormType(
+        code="lab_report",
+        manual=False,
+        title="PHIẾU KẾT QUẢ XÉT NGHIỆM",
+        form_number="Mẫu XN-01",
+        template="lab_report.typ",
+        fields=_LAB_FIELDS,
+        signers=(SignatureSlot("technician", "KỸ THUẬT VIÊN XÉT NGHIỆM", LAB),),
+    )
+)
+register(
+    FormType(
+        code="lab_report_verified",
+        manual=False,
+        title="PHIẾU KẾT QUẢ XÉT NGHIỆM",
+        form_number="Mẫu XN-01",
+        template="lab_report.typ",
+        fields=_LAB_FIELDS,
+        signers=(
+            SignatureSlot("technician", "KỸ THUẬT VIÊN XÉT NGHIỆM", LAB),
+            SignatureSlot("verifier", "NGƯỜI DUYỆT KẾT QUẢ", LAB_OR_DOCTOR),
+        ),
+    )
+)
+register(
+    FormType(
+        code="imaging_report",
+        manual=False,
+        title="PHIẾU KẾT QUẢ CHẨN ĐOÁN HÌNH ẢNH - THĂM DÒ CHỨC NĂNG",
+        form_number="Mẫu CĐHA-01",
+        template="imaging_report.typ",
+        fields=(
+            Field("accession", _("Accession number"), "text", required=True),
+            Field("exam", _("Examination"), "text", required=True),
+            Field("ordered", _("Ordered by"), "text"),
+            Field("findings", _("Findings"), "textarea", required=True, max_length=10000),
+            Field("conclusion", _("Conclusion"), "textarea", required=True),
+            Field("images", _("Images"), "lines", max_length=5_000_000),
+        ),
+        signers=(SignatureSlot("examiner", "NGƯỜI THỰC HIỆN", LAB_OR_DOCTOR),),
+    )
+)
+
+
 def get(code: str) -> FormType:
     return REGISTRY[code]
 
 
 def choices_for(kind: str) -> list[tuple[str, str]]:
-    return [(ft.code, ft.title) for ft in REGISTRY.values() if kind in ft.kinds]
+    return [(ft.code, ft.title) for ft in REGISTRY.values() if kind in ft.kinds and ft.manual]

@@ -140,6 +140,9 @@ def document_context(doc, data: dict[str, Any], version: int) -> dict[str, Any]:
             "url": base + reverse("lookup", args=[doc.lookup_code]),
         },
         "mark": "Bản chuyển đổi từ hồ sơ bệnh án điện tử · Bệnh Án",
+        # Imaging reports: the attached images (sha256 in the store), as SVG wrappers
+        # Typst can place (it reads SVG with embedded JPEG/PNG data).
+        "image_svgs": _image_svgs(data.get("images")),
         # Forms signed by hand carry a second QR code: the upload page for their paper.
         "paper": {"url": paper_url(doc.pk, version)} if form.patient_signs else {},
     }
@@ -150,3 +153,27 @@ def _signer_name(encounter, slot: formtypes.SignatureSlot) -> str:
         a = encounter.attending
         return f"{a.title} {a.full_name}".strip()
     return ""
+
+
+def _image_svgs(value) -> list[str]:
+    import base64
+    import io
+
+    from PIL import Image
+
+    from benhan.records.storage import default_store
+
+    shas = value if isinstance(value, list) else str(value or "").split()
+    out = []
+    for sha in shas:
+        data = default_store().get(sha)
+        with Image.open(io.BytesIO(data)) as im:
+            w, h, fmt = im.width, im.height, (im.format or "JPEG").lower()
+        mime = "image/png" if fmt == "png" else "image/jpeg"
+        b64 = base64.b64encode(data).decode("ascii")
+        out.append(
+            f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'viewBox="0 0 {w} {h}" width="{w}" height="{h}"><image width="{w}" height="{h}" '
+            f'xlink:href="data:{mime};base64,{b64}"/></svg>'
+        )
+    return out

@@ -41,6 +41,8 @@ TEMPLATES = (
     "surgical_consent",
     "commitment",
     "payment_statement",
+    "lab_report",
+    "imaging_report",
 )
 
 

@@ -1,0 +1,226 @@
+"""From an analyzer's message to stored results, in one transaction, before the ACK.
+
+The listener (benhan.lab.listeners) reads a message off the wire, parses it with the
+protocol codec (pure, no database), builds the acknowledgement, and calls
+`Ingestor.store()`: the raw bytes, the parse outcome, the acknowledgement and every
+result are written in one transaction, and only then is the acknowledgement sent. If
+the write fails, the analyzer is told so (AE) and sends again; a message received
+twice (same bytes: the analyzer did not get our ACK) is stored once.
+
+Each result is kept exactly as sent, with its parsed number and comparator. It is
+matched to a specimen by the accession number the analyzer read off the barcode, and
+to a catalogue test by the analyzer's code (AnalyzerCode) or the catalogue's own code.
+Quality-control runs are kept apart (state "qc"); a result whose specimen or code is
+unknown, or whose specimen is already signed, goes to the unmatched queue — nothing is
+dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from benhan.lab.actions import apply_interpretation, patient_facts, refresh_status
+from benhan.lab.messages import Message, MessageError, PendingOrder, PendingTest, Query
+from benhan.lab.models import (
+    Analyzer,
+    AnalyzerCode,
+    AnalyzerMessage,
+    LabTest,
+    OrderStatus,
+    ReferenceRange,
+    Result,
+    ResultState,
+    Specimen,
+    SpecimenStatus,
+)
+
+# Codes and ranges are re-read this often, so an administrator's change applies
+# without restarting the listeners.
+CACHE_SECONDS = 30
+
+
+@dataclass
+class Stored:
+    message: AnalyzerMessage
+    duplicate: bool = False
+    results: int = 0
+    unmatched: int = 0
+
+
+class Ingestor:
+    """Stores one analyzer's messages. One per listener thread (not shared)."""
+
+    def __init__(self, analyzer: Analyzer):
+        self.analyzer = analyzer
+        self._loaded = 0.0
+        self.codes: dict[str, LabTest] = {}
+        self.codes_of: dict[int, str] = {}
+        self.ranges: dict[int, list[ReferenceRange]] = {}
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._loaded < CACHE_SECONDS:
+            return
+        tests = {t.pk: t for t in LabTest.objects.filter(facility_id=self.analyzer.facility_id)}
+        codes = {t.code.upper(): t for t in tests.values()}
+        codes_of = {t.pk: t.code for t in tests.values()}
+        for c in AnalyzerCode.objects.filter(analyzer=self.analyzer):
+            codes[c.code.strip().upper()] = tests[c.test_id]
+            codes_of[c.test_id] = c.code
+        ranges: dict[int, list[ReferenceRange]] = {}
+        for r in ReferenceRange.objects.filter(test__facility_id=self.analyzer.facility_id):
+            ranges.setdefault(r.test_id, []).append(r)
+        self.codes, self.codes_of, self.ranges = codes, codes_of, ranges
+        self._loaded = time.monotonic()
+
+    # --- storing --------------------------------------------------------------------
+
+    def store(self, raw: bytes, parsed: Message | None, *, ack: bytes = b"",
+              error: MessageError | None = None, peer: str = "") -> Stored:  # fmt: skip
+        """Write the message, its outcome and its results. Call before sending `ack`."""
+        self._refresh()
+        sha = hashlib.sha256(raw).hexdigest()
+        if error is not None:
+            outcome = (AnalyzerMessage.Outcome.REJECTED if error.code == "AR"
+                       else AnalyzerMessage.Outcome.ERROR)  # fmt: skip
+        elif parsed is not None and parsed.queries:
+            outcome = AnalyzerMessage.Outcome.QUERY
+        else:
+            outcome = AnalyzerMessage.Outcome.ACCEPTED
+        try:
+            with transaction.atomic():
+                msg = AnalyzerMessage.objects.create(
+                    analyzer=self.analyzer, received_at=timezone.now(), raw=raw, sha256=sha,
+                    size=len(raw), message_type=(parsed.message_type if parsed else "")[:30],
+                    control_id=(parsed.control_id if parsed else "")[:60], outcome=outcome,
+                    reason=(error.reason if error else "")[:500], ack=ack, peer=peer[:100],
+                )  # fmt: skip
+                stored = Stored(message=msg)
+                if parsed is not None and error is None and parsed.observations:
+                    self._results(msg, parsed, stored)
+                    if stored.results or stored.unmatched:
+                        AnalyzerMessage.objects.filter(pk=msg.pk).update(
+                            results=stored.results, unmatched=stored.unmatched
+                        )
+                return stored
+        except IntegrityError:
+            # The same bytes again: the analyzer missed our acknowledgement.
+            existing = AnalyzerMessage.objects.filter(analyzer=self.analyzer, sha256=sha).first()
+            if existing is None:
+                raise
+            return Stored(message=existing, duplicate=True)
+
+    def _results(self, msg: AnalyzerMessage, parsed: Message, stored: Stored) -> None:
+        now = timezone.now()
+        facility_id = self.analyzer.facility_id
+        ids = {o.specimen_id.strip() for o in parsed.observations if o.specimen_id and not o.qc}
+        specimens = {
+            s.accession: s
+            for s in Specimen.objects.filter(facility_id=facility_id, accession__in=ids)
+            .select_related("order__encounter__patient")
+            .prefetch_related("items")
+        }
+        rows: list[Result] = []
+        touched: dict[int, Specimen] = {}
+        for o in parsed.observations:
+            test = self.codes.get(o.test_code.strip().upper())
+            r = Result(
+                facility_id=facility_id, analyzer=self.analyzer, message=msg,
+                specimen_id_sent=o.specimen_id[:60], test_code_sent=o.test_code[:40],
+                test_name_sent=o.test_name[:100], value=o.value[:200], unit=o.unit[:30],
+                reference_range=o.reference_range[:60], flags=o.flags[:30],
+                status_sent=o.status[:5], observed_at=o.observed_at, test=test,
+                created_at=now,
+            )  # fmt: skip
+            specimen = specimens.get(o.specimen_id.strip())
+            if o.qc or parsed.qc:
+                r.state = ResultState.QC
+                r.value_num, r.comparator = _number(o.value)
+            elif specimen is None or test is None or specimen.status == SpecimenStatus.SIGNED:
+                r.state = ResultState.UNMATCHED
+                r.value_num, r.comparator = _number(o.value)
+                r.reason = _why_unmatched(specimen, test)
+                stored.unmatched += 1
+            else:
+                r.specimen = specimen
+                r.item = next((i for i in specimen.items.all() if i.test_id == test.pk), None)
+                apply_interpretation(r, test, patient_facts(specimen), self.ranges.get(test.pk, []))
+                touched[specimen.pk] = specimen
+                stored.results += 1
+            rows.append(r)
+        if touched:
+            # A new value for a test supersedes the current one (a rerun, or a resend
+            # with a new timestamp); the old row stays.
+            pairs = {(r.specimen_id, r.test_id) for r in rows if r.specimen_id}
+            previous = {}
+            for old in Result.objects.filter(specimen_id__in=touched, state=ResultState.CURRENT):
+                if (old.specimen_id, old.test_id) in pairs:
+                    previous[(old.specimen_id, old.test_id)] = old.pk
+            for r in rows:
+                r.supersedes_id = previous.get((r.specimen_id, r.test_id))
+            if previous:
+                Result.objects.filter(pk__in=previous.values()).update(state=ResultState.SUPERSEDED)
+        Result.objects.bulk_create(rows)
+        for specimen in touched.values():
+            refresh_status(specimen)
+            specimen.order.__class__.objects.filter(
+                pk=specimen.order_id, status=OrderStatus.COLLECTED
+            ).update(status=OrderStatus.RESULTED)
+
+    # --- host queries ---------------------------------------------------------------
+
+    def orders_for(self, query: Query) -> list[PendingOrder]:
+        """What to run on each specimen asked about: its ordered tests (in this
+        analyzer's codes) that have no current result yet."""
+        self._refresh()
+        out = []
+        ids = [s.strip() for s in query.specimen_ids if s.strip()]
+        specimens = {
+            s.accession: s
+            for s in Specimen.objects.filter(facility_id=self.analyzer.facility_id,
+                                             accession__in=ids)
+            .select_related("order__encounter__patient")
+            .prefetch_related("items__test")
+        }  # fmt: skip
+        for sid in ids:
+            s = specimens.get(sid)
+            if s is None or s.status == SpecimenStatus.SIGNED:
+                out.append(PendingOrder(specimen_id=sid, tests=[], found=False))
+                continue
+            done = set(
+                s.results.filter(state=ResultState.CURRENT).values_list("test_id", flat=True)
+            )
+            tests = [
+                PendingTest(code=self.codes_of.get(i.test_id, i.test.code), name=i.test.name)
+                for i in s.items.all()
+                if i.test_id not in done and i.status != OrderStatus.CANCELLED
+                and not i.test.is_imaging
+            ]  # fmt: skip
+            p = s.order.encounter.patient
+            out.append(PendingOrder(
+                specimen_id=sid, tests=tests, patient_id=p.mrn, patient_name=p.full_name,
+                birth_date=p.birth_date, sex=p.sex or "U",
+                priority="S" if s.order.priority == "stat" else "R",
+                collected_at=s.collected_at, specimen_type=s.get_specimen_type_display(),
+                found=bool(tests),
+            ))  # fmt: skip
+        return out
+
+
+def _why_unmatched(specimen, test) -> str:
+    if specimen is None:
+        return "unknown specimen"
+    if test is None:
+        return "unknown test code"
+    return "specimen already signed"
+
+
+def _number(value: str) -> tuple[Any, str]:
+    from benhan.lab.catalogue import parse_value
+
+    return parse_value(value)

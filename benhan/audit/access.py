@@ -59,6 +59,12 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "record.close": frozenset({RO}),
     "records.dashboard": frozenset({D, RO}),
     "scan.upload": frozenset({D, N, RO}),
+    "lab.order": frozenset({D}),
+    "lab.collect": frozenset({N, L}),
+    "lab.work": frozenset({L}),  # review, correct, repeat, enter, sign, imaging, unmatched
+    "lab.verify": frozenset({L, D}),  # the second verifier, for tests that need one
+    "lab.results": frozenset({D, N, L, RO}),
+    "lab.inbox": frozenset({D, N}),
 }
 
 
@@ -428,3 +434,58 @@ def get_document_for_patient_copy(request: HttpRequest, token: str):
     audit(request, "document.patient_copy", obj=doc, patient=doc.record.encounter.patient,
           detail={"version": version_no, "sha256": version.current_sha256})  # fmt: skip
     return doc, version
+
+
+# --- The laboratory ----------------------------------------------------------------
+#
+# The laboratory works for every department of its facility: its technicians see the
+# orders, specimens and results of any patient of the facility (identity, the tests,
+# the clinical note of the order), each view audited, but not the rest of the record.
+# Doctors and nurses see them under the usual rules (the patient's departments, or
+# break the glass).
+
+
+def _lab_door(request: HttpRequest, obj: Any, patient: Patient, action: str) -> None:
+    user = request.user
+    require_role(user, action)
+    if user.role not in (Role.LAB_TECH, Role.RECORDS_OFFICER):
+        access = patient_access(user, patient)
+        if not access.clinical:
+            if allowed(user, "breakglass"):
+                raise NeedsBreakGlass(patient)
+            raise Refused(_("You may not see this patient's clinical record."), patient)
+    if request.method == "GET":
+        audit(request, "lab.view", obj=obj, patient=patient)
+
+
+def get_specimen(request: HttpRequest, pk: int, action: str = "lab.results"):
+    from django.shortcuts import get_object_or_404
+
+    from benhan.lab.models import Specimen
+
+    specimen = get_object_or_404(
+        Specimen.objects.select_related("order__encounter__patient", "order__department",
+                                        "order__ordered_by", "report"),
+        pk=pk, facility_id=request.user.facility_id,
+    )  # fmt: skip
+    _lab_door(request, specimen, specimen.order.encounter.patient, action)
+    return specimen
+
+
+def get_order(request: HttpRequest, pk: int, action: str = "lab.results"):
+    from django.shortcuts import get_object_or_404
+
+    from benhan.lab.models import LabOrder
+
+    order = get_object_or_404(
+        LabOrder.objects.select_related("encounter__patient", "department", "ordered_by"),
+        pk=pk, facility_id=request.user.facility_id,
+    )  # fmt: skip
+    _lab_door(request, order, order.encounter.patient, action)
+    return order
+
+
+def lab_worklist(request: HttpRequest, name: str, action: str = "lab.work") -> None:
+    """The laboratory's lists (to collect, to review, unmatched): audited as a view."""
+    require_role(request.user, action)
+    audit(request, "worklist.view", detail={"list": f"lab.{name}"})

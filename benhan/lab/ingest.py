@@ -17,12 +17,14 @@ dropped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from benhan.lab.actions import apply_interpretation, patient_facts, refresh_status
@@ -39,6 +41,10 @@ from benhan.lab.models import (
     Specimen,
     SpecimenStatus,
 )
+
+# SQLite has one writer at a time: the listener threads of this process take turns
+# here instead of meeting SQLite's lock (PostgreSQL writes in parallel, no lock).
+_SQLITE_WRITES = threading.Lock()
 
 # Codes and ranges are re-read this often, so an administrator's change applies
 # without restarting the listeners.
@@ -92,8 +98,9 @@ class Ingestor:
             outcome = AnalyzerMessage.Outcome.QUERY
         else:
             outcome = AnalyzerMessage.Outcome.ACCEPTED
+        turn = _SQLITE_WRITES if connection.vendor == "sqlite" else contextlib.nullcontext()
         try:
-            with transaction.atomic():
+            with turn, transaction.atomic():
                 msg = AnalyzerMessage.objects.create(
                     analyzer=self.analyzer, received_at=timezone.now(), raw=raw, sha256=sha,
                     size=len(raw), message_type=(parsed.message_type if parsed else "")[:30],

@@ -1188,6 +1188,9 @@ def seed(
         counts = demo_records.seed_records(
             facility, clinic, random.Random(f"{seed}-records"), records, progress
         )
+        from benhan.lab.demo import seed_lab
+
+        seed_lab(facility, staff, random.Random(f"{seed}-lab"), progress, demo_records.SIGNING_PIN)
         return SeedResult(
             facility,
             created=True,

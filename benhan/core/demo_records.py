@@ -624,11 +624,12 @@ def vitals(rng: random.Random, age: int) -> str:
 
 
 def issue_credentials(facility: Facility, staff: dict[str, User], progress: Progress) -> None:
-    """The facility's CA, seal and timestamp keys; a certificate for each doctor and nurse."""
+    """The facility's CA, seal and timestamp keys; a certificate for each doctor, nurse
+    and laboratory technician."""
     from benhan.signing import pki
 
     pki.ensure_facility_pki(facility)
-    signers = [u for u in staff.values() if u.role in (Role.DOCTOR, Role.NURSE)]
+    signers = [u for u in staff.values() if u.role in (Role.DOCTOR, Role.NURSE, Role.LAB_TECH)]
     for i, user in enumerate(signers, 1):
         if pki.active_credential(user) is None:
             pki.issue_staff_credential(user, SIGNING_PIN)

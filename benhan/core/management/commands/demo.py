@@ -122,8 +122,13 @@ class Command(BaseCommand):
             self.stdout.write(line(r))
         self.stdout.write("")
         self.stdout.write(
-            f"Signing PIN of every doctor and nurse: {demo.SIGNING_PIN} "
+            f"Signing PIN of every doctor, nurse and lab technician: {demo.SIGNING_PIN} "
             "(the records officer `khth` seals without a PIN)."
+        )
+        self.stdout.write(
+            "Laboratory: analyzers listen on 127.0.0.1:2575 (HL7) and 127.0.0.1:2576 (ASTM) "
+            "while `benhan serve` runs; `benhan analyzers simulate` sends the results of "
+            "the specimens waiting for them."
         )
         self.stdout.write(
             "Administrators set up two-factor authentication (TOTP) at their first login."

@@ -1,4 +1,4 @@
-"""Run the clinic: the web server and, as they are added, the worker and listeners.
+"""Run the clinic: the web server and the analyzer listeners (later, the worker).
 
 `benhan serve` is a small supervisor. It starts each part as a child process,
 forwards Ctrl-C / SIGTERM to all of them, waits for them to finish their current
@@ -26,7 +26,7 @@ GRACE = 15
 
 
 def parts(host: str, port: int, workers: int, threads: int) -> dict[str, list[str]]:
-    """The processes `serve` runs. Later parts (worker, analyzer listeners) join here."""
+    """The processes `serve` runs. A later part (the background worker) joins here."""
     return {
         "web": [
             sys.executable, "-m", "granian",
@@ -38,6 +38,9 @@ def parts(host: str, port: int, workers: int, threads: int) -> dict[str, list[st
             "--log-level", "warning",
             "benhan.wsgi:application",
         ],
+        # One listener per active analyzer (HL7 over MLLP, ASTM over TCP or serial),
+        # in their own process so a busy analyzer never slows the pages.
+        "analyzers": [sys.executable, "-m", "benhan.cli", "lab", "listen"],
     }  # fmt: skip
 
 
@@ -60,7 +63,7 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 class Command(BaseCommand):
-    help = "Run the clinic (web server; later the worker and analyzer listeners)."
+    help = "Run the clinic: web server and analyzer listeners."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=settings.SERVE_HOST)

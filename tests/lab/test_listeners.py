@@ -1,0 +1,241 @@
+"""The analyzer listeners on real loopback sockets, with real clients: python-hl7's
+MLLP client for HL7, an independent E1381 sender (astm_sender.py) for ASTM. What is
+sent is stored before the answer, once, whatever comes on the wire."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+
+import pytest
+from hl7.client import MLLPClient
+
+from benhan.lab import astm, hl7v2
+from benhan.lab.listeners import Listener
+from benhan.lab.models import AnalyzerMessage, Result, ResultState, SpecimenStatus
+
+from . import astm_sender
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROWS = [("glu", "Glucose", "12.4", "mmol/L", "3.9-6.4", "H"),
+        ("na", "Natri", "139", "mmol/L", "135-145", "N"),
+        ("k", "Kali", "4.1", "mmol/L", "3.5-5.0", "N"),
+        ("cl", "Clo", "101", "mmol/L", "98-106", "N")]  # fmt: skip
+
+
+@pytest.fixture
+def listen():
+    """listen(analyzer) → (host, port) of a running listener; stopped after the test."""
+    stop = threading.Event()
+    started = []
+
+    def run(analyzer):
+        analyzer.port = 0  # any free port on 127.0.0.1
+        listener = Listener(analyzer, stop)
+        listener.bind()
+        listener.start()
+        assert listener.ready.wait(5) and listener.error is None
+        started.append(listener)
+        return listener.address
+
+    yield run
+    stop.set()
+    for listener in started:
+        listener.join(timeout=5)
+
+
+def _ack_code(ack) -> str:
+    text = ack.decode() if isinstance(ack, bytes) else str(ack)
+    msa = next(s for s in text.replace("\n", "\r").split("\r") if s.startswith("MSA"))
+    return msa.split("|")[1]
+
+
+def test_hl7_result_is_stored_then_acknowledged(listen, hl7_analyzer, specimens):
+    host, port = listen(hl7_analyzer)
+    serum = specimens["serum"]
+    with MLLPClient(host, port) as client:
+        ack = client.send_message(hl7v2.build_oru(serum.accession, ROWS, style="mindray").decode())
+    assert _ack_code(ack) == "AA"
+    msg = AnalyzerMessage.objects.get()
+    assert msg.outcome == "accepted" and msg.results == 4 and bytes(msg.ack)
+    serum.refresh_from_db()
+    assert serum.status == SpecimenStatus.COMPLETE
+    glu = Result.objects.get(test__code="GLU")
+    assert (glu.value, glu.interpretation, glu.flags) == ("12.4", "H", "H")
+
+
+def test_hl7_malformed_messages_get_ae_or_ar_never_a_crash(listen, hl7_analyzer, specimens):
+    host, port = listen(hl7_analyzer)
+    good = hl7v2.build_oru(specimens["serum"].accession, ROWS[:1], style="mindray").decode()
+    cases = {
+        "no MSH": "PID|1||123\rOBX|1|NM|glu||5.0",
+        "wrong delimiters": good.replace("MSH|^~\\&|", "MSH|^~|", 1),
+        "LF separators": good.replace("\r", "\n"),
+        "unknown type": good.replace("ORU^R01", "ADT^A01", 1),
+    }
+    codes = {}
+    with MLLPClient(host, port) as client:
+        for name, text in cases.items():
+            codes[name] = _ack_code(client.send_message(text))
+        # The connection still works after all that.
+        assert _ack_code(client.send_message(good)) == "AA"
+    assert codes["no MSH"] == "AR" and codes["wrong delimiters"] == "AR"
+    assert codes["LF separators"] in ("AE", "AR") and codes["unknown type"] == "AE"
+    outcomes = sorted(AnalyzerMessage.objects.values_list("outcome", flat=True))
+    assert outcomes.count("accepted") == 1 and len(outcomes) == 5
+    assert all(m.reason for m in AnalyzerMessage.objects.exclude(outcome="accepted"))
+
+
+def test_hl7_duplicate_is_stored_once_unknown_specimen_unmatched(listen, hl7_analyzer, specimens):
+    host, port = listen(hl7_analyzer)
+    oru = hl7v2.build_oru("99999999990", ROWS[:2], style="mindray", control_id="X1").decode()
+    with MLLPClient(host, port) as client:
+        assert _ack_code(client.send_message(oru)) == "AA"
+        assert _ack_code(client.send_message(oru)) == "AA"  # our ACK was lost: resent
+    assert AnalyzerMessage.objects.count() == 1
+    assert list(Result.objects.values_list("state", flat=True)) == [ResultState.UNMATCHED] * 2
+
+
+def test_hl7_host_query_mindray_and_ihe(listen, hl7_analyzer, specimens):
+    host, port = listen(hl7_analyzer)
+    serum = specimens["serum"]
+    with socket.create_connection((host, port), timeout=5) as sock:
+        buf = hl7v2.MllpBuffer()
+        sock.sendall(hl7v2.frame(hl7v2.build_query(serum.accession, style="mindray")))
+        frames = _read(sock, buf, 2)
+    qck, dsr = (f.decode() for f in frames)
+    assert "QCK^Q02" in qck and "DSR^Q03" in dsr
+    assert all(code in dsr for code in ("glu", "na", "k", "cl"))
+    hl7_analyzer.dialect = {"ack_style": "ihe"}
+    hl7_analyzer.save()
+    host, port = listen(hl7_analyzer)
+    with socket.create_connection((host, port), timeout=5) as sock:
+        buf = hl7v2.MllpBuffer()
+        sock.sendall(hl7v2.frame(hl7v2.build_query(serum.accession, style="ihe")))
+        rsp, oml = (f.decode() for f in _read(sock, buf, 2))
+    assert "RSP^K11" in rsp and "OML^O33" in oml and serum.accession in oml
+    assert AnalyzerMessage.objects.filter(outcome="query").count() == 2
+
+
+def test_hl7_dropped_connection_stores_nothing(listen, hl7_analyzer, specimens):
+    host, port = listen(hl7_analyzer)
+    whole = hl7v2.frame(hl7v2.build_oru(specimens["serum"].accession, ROWS, style="mindray"))
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(whole[: len(whole) // 2])
+    time.sleep(0.5)
+    assert AnalyzerMessage.objects.count() == 0
+
+
+def test_many_analyzers_sending_at_once(listen, hl7_analyzer, specimens):
+    host, port = listen(hl7_analyzer)
+    errors = []
+
+    def send(n):
+        try:
+            with MLLPClient(host, port) as client:
+                for i in range(10):
+                    sid = f"9000000{n}{i:03d}"
+                    ack = client.send_message(
+                        hl7v2.build_oru(sid, ROWS[:2], style="mindray").decode()
+                    )
+                    assert _ack_code(ack) == "AA"
+        except Exception as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert AnalyzerMessage.objects.count() == 40
+
+
+def _read(sock, buf, count):
+    frames = []
+    while len(frames) < count:
+        data = sock.recv(65536)
+        assert data, "connection closed early"
+        frames += buf.feed(data)
+    return frames
+
+
+# --- ASTM ---------------------------------------------------------------------------------
+
+
+def test_astm_results_arrive_through_the_e1381_link(listen, astm_analyzer, specimens):
+    host, port = listen(astm_analyzer)
+    blood = specimens["whole_blood"]
+    rows = [("WBC", "WBC", "7.2", "G/L", "4-10", "N"), ("HGB", "HGB", "98", "g/L", "120-150", "L"),
+            ("PLT", "PLT", "15", "G/L", "150-400", "LL")]  # fmt: skip
+    result = astm_sender.send_transmission(
+        (host, port), astm.build_result_message(blood.accession, rows)
+    )
+    assert result.completed, result.reason
+    _wait(lambda: Result.objects.filter(specimen=blood).count() == 3)
+    by = {r.test.code: r for r in Result.objects.filter(specimen=blood)}
+    assert by["HGB"].interpretation == "L" and by["PLT"].critical
+
+
+def test_astm_faults_bad_checksum_repeat_and_drop(listen, astm_analyzer, specimens):
+    host, port = listen(astm_analyzer)
+    blood = specimens["whole_blood"]
+    text = astm.build_result_message(blood.accession, [("WBC", "WBC", "7.2", "G/L", "", "N")])
+    r = astm_sender.send_transmission((host, port), text, corrupt_checksum_frames=[2],
+                                      repeat_frames=[3])  # fmt: skip
+    assert r.completed and r.naks == 1
+    _wait(lambda: AnalyzerMessage.objects.count() == 1)
+    assert Result.objects.count() == 1  # the repeated frame is stored once
+    dropped = astm_sender.send_transmission((host, port), text.replace("7.2", "8.8"),
+                                            drop_after_frames=2)  # fmt: skip
+    assert dropped.dropped
+    time.sleep(0.5)
+    assert AnalyzerMessage.objects.count() == 1  # the partial message is discarded
+
+
+def test_astm_host_query_is_answered_with_the_orders(listen, astm_analyzer, specimens):
+    from benhan.lab.simulate import astm_query
+
+    host, port = listen(astm_analyzer)
+    blood = specimens["whole_blood"]
+    r = astm_sender.send_transmission((host, port), astm_query(blood.accession), wait_answers=2)
+    assert r.completed and r.answers
+    answer = r.answers[0].decode()
+    assert blood.accession in answer and "^^^WBC" in answer and answer.startswith("H|")
+
+
+def _wait(cond, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_astm_transmission_refused_by_the_database_is_spooled_not_lost(
+    listen, astm_analyzer, specimens, settings, tmp_path, monkeypatch
+):
+    from django.core.management import call_command
+    from django.db import DatabaseError
+
+    from benhan.lab.ingest import Ingestor
+
+    settings.DATA_DIR = tmp_path
+    real = Ingestor.store
+    monkeypatch.setattr(
+        Ingestor, "store", lambda *a, **k: (_ for _ in ()).throw(DatabaseError("disk full"))
+    )
+    host, port = listen(astm_analyzer)
+    blood = specimens["whole_blood"]
+    text = astm.build_result_message(blood.accession, [("WBC", "WBC", "7.2", "G/L", "", "N")])
+    assert astm_sender.send_transmission((host, port), text).completed
+    _wait(lambda: list((tmp_path / "lab-spool").glob("*.astm")))
+    assert AnalyzerMessage.objects.count() == 0
+    monkeypatch.setattr(Ingestor, "store", real)
+    call_command("lab", "spool", stdout=io.StringIO())
+    assert AnalyzerMessage.objects.count() == 1 and Result.objects.get().value == "7.2"
+    assert not list((tmp_path / "lab-spool").glob("*.astm"))

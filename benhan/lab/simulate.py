@@ -62,6 +62,8 @@ def realistic_value(test: LabTest, specimen: Specimen, rng: random.Random) -> tu
         v, flag = lo * rng.uniform(0.6, 0.95), "L"
     else:
         v, flag = rng.uniform(lo + (hi - lo) * 0.1, hi - (hi - lo) * 0.1), "N"
+    if test.unit == "%":
+        v = min(v, 96.0)  # a differential count cannot pass 100 %
     q = Decimal(10) ** -test.decimals
     return str(Decimal(str(v)).quantize(q)), flag
 

@@ -239,3 +239,69 @@ def test_astm_transmission_refused_by_the_database_is_spooled_not_lost(
     call_command("lab", "spool", stdout=io.StringIO())
     assert AnalyzerMessage.objects.count() == 1 and Result.objects.get().value == "7.2"
     assert not list((tmp_path / "lab-spool").glob("*.astm"))
+
+
+def test_astm_over_a_serial_port(astm_analyzer, specimens):
+    """The serial transport, through a pseudo-terminal: pyserial opens the slave end as
+    it would /dev/ttyUSB0; the test plays the analyzer on the master end."""
+    import os
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(master)
+    astm_analyzer.transport = "serial"
+    astm_analyzer.serial_device = os.ttyname(slave)
+    astm_analyzer.save()
+    stop = threading.Event()
+    listener = Listener(astm_analyzer, stop)
+    listener.start()
+    _wait(lambda: _opened_twice(os.ttyname(slave)))  # pyserial flushes input when it opens
+    try:
+        blood = specimens["whole_blood"]
+        text = astm.build_result_message(blood.accession, [("WBC", "WBC", "6.6", "G/L", "", "N")])
+        link = _PtyLink(master)
+        sender = astm.Sender(text, role="instrument")
+        link.write(sender.start())
+        deadline = time.monotonic() + 15
+        while not sender.done and time.monotonic() < deadline:
+            data = link.read()
+            for out in sender.feed(data) if data else sender.poll():
+                link.write(out)
+        assert sender.outcome == "sent"
+        _wait(lambda: Result.objects.filter(specimen=blood, value="6.6").exists())
+    finally:
+        stop.set()
+        listener.join(timeout=5)
+        os.close(master)
+        os.close(slave)
+
+
+class _PtyLink:
+    def __init__(self, fd):
+        self.fd = fd
+
+    def write(self, data: bytes) -> None:
+        import os
+
+        os.write(self.fd, data)
+
+    def read(self) -> bytes:
+        import os
+        import select
+
+        ready, _, _ = select.select([self.fd], [], [], 0.2)
+        return os.read(self.fd, 4096) if ready else b""
+
+
+def _opened_twice(path: str) -> bool:
+    """True once a second descriptor of this process points at the tty (pyserial's)."""
+    import os
+
+    fds = os.listdir("/proc/self/fd")
+    n = 0
+    for fd in fds:
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == path
+        except OSError:
+            continue
+    return n >= 2

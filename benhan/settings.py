@@ -117,6 +117,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "benhan.core.context_processors.clinic",
+                "benhan.lab.context.lab",
             ],
         },
     },

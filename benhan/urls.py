@@ -15,6 +15,7 @@ urlpatterns = [
     path("audit/", include("benhan.audit.urls")),
     path("pki/", include("benhan.signing.urls")),
     path("records/", include("benhan.records.urls")),
+    path("lab/", include("benhan.lab.urls")),
     path("v/<str:code>", records_views.lookup, name="lookup"),
     # Printed as QR codes: the signed paper's upload page, and the patient's own copy.
     path("p/<str:token>", records_views.paper_upload, name="paper"),

@@ -100,9 +100,7 @@ class Role(models.TextChoices):
 CLINICAL_ROLES = frozenset({Role.DOCTOR, Role.NURSE, Role.LAB_TECH})
 
 # Apps whose models the Django admin shows: configuration, never clinical data.
-CONFIG_APPS = frozenset(
-    {"accounts", "axes", "otp_totp", "encounters", "records", "signing", "lab"}
-)
+CONFIG_APPS = frozenset({"accounts", "axes", "otp_totp", "encounters", "records", "signing", "lab"})
 
 
 class StaffManager(UserManager):

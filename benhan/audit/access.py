@@ -463,6 +463,7 @@ def get_specimen(request: HttpRequest, pk: int, action: str = "lab.results"):
 
     from benhan.lab.models import Specimen
 
+    require_role(request.user, action)
     specimen = get_object_or_404(
         Specimen.objects.select_related("order__encounter__patient", "order__department",
                                         "order__ordered_by", "report"),
@@ -477,6 +478,7 @@ def get_order(request: HttpRequest, pk: int, action: str = "lab.results"):
 
     from benhan.lab.models import LabOrder
 
+    require_role(request.user, action)
     order = get_object_or_404(
         LabOrder.objects.select_related("encounter__patient", "department", "ordered_by"),
         pk=pk, facility_id=request.user.facility_id,

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from benhan.accounts.models import Counter
+from benhan.accounts.models import Counter, Role
 from benhan.audit.chain import Actor, record
 from benhan.lab import catalogue
 from benhan.lab.accession import next_accession
@@ -154,12 +154,21 @@ def refresh_status(specimen: Specimen) -> str:
     if status != specimen.status:
         Specimen.objects.filter(pk=specimen.pk).update(status=status)
         specimen.status = status
+    if status != SpecimenStatus.COLLECTED:
+        LabOrder.objects.filter(pk=specimen.order_id, status=OrderStatus.COLLECTED).update(
+            status=OrderStatus.RESULTED
+        )
     return status
 
 
 def _check_open(specimen: Specimen) -> None:
     if specimen.status == SpecimenStatus.SIGNED:
         raise ValidationError(_("This specimen's results are signed; amend the report instead."))
+    if specimen.report_id and specimen.report.versions.filter(signatures__isnull=False).exists():
+        raise ValidationError(
+            _("The technician has signed the report; it waits for the second verifier. "
+              "Results cannot change now.")
+        )  # fmt: skip
 
 
 @transaction.atomic
@@ -200,6 +209,8 @@ def do_manual_result(actor: Actor, specimen: Specimen, test: LabTest, value: str
 def do_repeat(actor: Actor, result: Result, reason: str = "") -> Specimen:
     """Send a test back to the analyzer: the current value is set aside (kept), the
     specimen waits for the new one (a host query asks for it again)."""
+    if result.specimen_id is None or result.state != ResultState.CURRENT:
+        raise ValidationError(_("Only a current result can be repeated."))
     specimen = Specimen.objects.select_for_update().get(pk=result.specimen_id)
     _check_open(specimen)
     if result.state != ResultState.CURRENT:
@@ -331,6 +342,9 @@ def do_sign_report(actor: Actor, specimen: Specimen, pin: str) -> Specimen:
     )
     doc = specimen.report
     if doc is None:
+        # The technician writes the report: a verifier signs only what is already there.
+        if actor.user.role != Role.LAB_TECH:
+            raise ValidationError(_("The laboratory technician signs the report first."))
         check_signable(specimen)
         form_code = report_form(specimen)
         rec = records.do_open_record(actor, specimen.order.encounter)
@@ -339,6 +353,19 @@ def do_sign_report(actor: Actor, specimen: Specimen, pin: str) -> Specimen:
         records.do_complete(actor, doc)
         Specimen.objects.filter(pk=specimen.pk).update(report=doc)
     doc.refresh_from_db()
+    version = doc.current_version()
+    if doc.status == DocumentStatus.COMPLETED and not version.signatures.exists():
+        # Written but not signed yet (a wrong PIN, then a correction): the report must
+        # say what the results say now. If they changed, it is written again.
+        check_signable(specimen)
+        fresh = _report_data(specimen, doc.form_type)
+        if {k: str(v) for k, v in fresh.items()} != {
+            k: str(version.data.get(k, "")) for k in fresh
+        }:
+            doc = records.do_amend(actor, doc, _("Results changed before signing."))
+            doc = records.do_save_draft(actor, doc, fresh)
+            records.do_complete(actor, doc)
+            doc.refresh_from_db()
     if doc.status == DocumentStatus.COMPLETED:
         records.do_sign(actor, doc, pin)
         doc.refresh_from_db()

@@ -148,7 +148,12 @@ class Ingestor:
             if o.qc or parsed.qc:
                 r.state = ResultState.QC
                 r.value_num, r.comparator = _number(o.value)
-            elif specimen is None or test is None or specimen.status == SpecimenStatus.SIGNED:
+            elif (
+                specimen is None
+                or test is None
+                or specimen.status == SpecimenStatus.SIGNED
+                or specimen.report_id is not None
+            ):
                 r.state = ResultState.UNMATCHED
                 r.value_num, r.comparator = _number(o.value)
                 r.reason = _why_unmatched(specimen, test)
@@ -175,9 +180,6 @@ class Ingestor:
         Result.objects.bulk_create(rows)
         for specimen in touched.values():
             refresh_status(specimen)
-            specimen.order.__class__.objects.filter(
-                pk=specimen.order_id, status=OrderStatus.COLLECTED
-            ).update(status=OrderStatus.RESULTED)
 
     # --- host queries ---------------------------------------------------------------
 
@@ -224,7 +226,9 @@ def _why_unmatched(specimen, test) -> str:
         return "unknown specimen"
     if test is None:
         return "unknown test code"
-    return "specimen already signed"
+    if specimen.status == SpecimenStatus.SIGNED:
+        return "specimen already signed"
+    return "report already written"  # link it, and the report is written again
 
 
 def _number(value: str) -> tuple[Any, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -157,6 +158,14 @@ elif DB_ENGINE == "sqlite":
                     "PRAGMA foreign_keys=ON;"
                     "PRAGMA cache_size=-32000;"
                 ),
+            },
+            # Tests use a file, not Django's shared in-memory database: with several
+            # threads (the analyzer listeners, the live server) an in-memory shared
+            # cache locks whole tables and fails instead of waiting; a file in WAL mode
+            # behaves as production does. One per process (pytest-xdist workers).
+            "TEST": {
+                "NAME": env("DB_TEST_NAME", "")
+                or str(Path(tempfile.gettempdir()) / f"benhan-test-{os.getpid()}.sqlite3")
             },
         }
     }

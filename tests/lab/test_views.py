@@ -749,3 +749,23 @@ def test_pages_stay_small(client_for, doctor, complete, lab_tech):
         r = client.get(url)
         assert r.status_code == 200 and len(r.content) < PAGE_BUDGET, url
         assert "style=" not in text(r) and "<script>" not in text(r), url
+
+
+def test_the_technician_reads_her_reports_but_not_the_rest_of_the_record(
+    client_for, lab_tech, doctor, complete, lab_pki, encounter
+):
+    from benhan.audit.chain import Actor
+    from benhan.records import actions as records
+
+    tech = client_for(lab_tech)
+    tech.post(reverse("lab:sign", args=[complete.pk]), {"pin": PIN})
+    complete.refresh_from_db()
+    report = complete.report
+    assert tech.get(reverse("records:pdf", args=[report.pk, 1])).status_code == 200
+    # Another document of the same record stays closed to the laboratory.
+    rec = records.do_open_record(Actor(doctor), encounter)
+    other = records.do_create_document(Actor(doctor), rec, "treatment_sheet")
+    assert tech.get(reverse("records:document", args=[other.pk])).status_code == 403
+    # Reading is all: the technician does not edit or amend the report as a document.
+    r = tech.post(reverse("records:amend", args=[report.pk]), {"reason": "Sửa lại kết quả kali"})
+    assert r.status_code == 403

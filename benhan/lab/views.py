@@ -178,7 +178,8 @@ def order(request: HttpRequest, encounter_pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def test_search(request: HttpRequest) -> HttpResponse:
-    """htmx: ?q= → matching tests; ?pick=<id> → that test as a checked box for the form."""
+    """htmx: ?q= → matching tests; ?pick=<id> → that test's box in the list, ticked (so a
+    test picked twice is still ticked once)."""
     access.require_role(request.user, "lab.order")
     tests = _catalogue(request.user.facility_id)
     pick = request.GET.get("pick", "")
@@ -186,7 +187,7 @@ def test_search(request: HttpRequest) -> HttpResponse:
         test = next((t for t in tests if str(t.pk) == pick), None)
         if test is None:
             raise Http404
-        return render(request, "lab/_test_chip.html", {"t": test})
+        return render(request, "lab/_test_option.html", {"t": test, "picked": True})
     q = request.GET.get("q", "")[:60]
     return render(request, "lab/_test_hits.html", {"hits": _search(tests, q), "q": q})
 

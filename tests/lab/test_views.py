@@ -134,7 +134,9 @@ def test_doctor_orders_through_the_search_box(client_for, doctor, encounter, cat
     assert "Glucose máu" in text(r) and "Glucose niệu" not in text(r)
     glu = catalogue["GLU"]
     r = client.get(search, {"pick": glu.pk}, HTTP_HX_REQUEST="true")
-    assert f'name="tests" value="{glu.pk}" checked' in text(r)
+    # The test's own box in the list, ticked: picking twice cannot order it twice.
+    assert f'id="t-{glu.pk}"' in text(r) and f'name="tests" value="{glu.pk}" checked' in text(r)
+    assert f'hx-target="#t-{glu.pk}"' in text(client.get(search, {"q": "glucose mau"}))
 
     r = client.post(reverse("lab:new_order", args=[encounter.pk]),
                     {"tests": [glu.pk], "priority": "routine"})  # fmt: skip

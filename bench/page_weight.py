@@ -65,8 +65,10 @@ mine = Encounter.objects.filter(department_id__in=depts).values("patient_id")
 p = (Patient.objects.filter(facility_id=user.facility_id, id__in=mine)
      .annotate(n=Count("encounters")).order_by("-n", "id").first())
 e = Encounter.objects.filter(patient=p, department_id__in=depts).order_by("-started_at").first()
+# An open encounter in the department, for the pages that order tests.
+o = Encounter.objects.filter(department_id__in=depts, status="open").order_by("-started_at").first()
 print("PICK" + json.dumps({"patient": p.pk, "encounter": e.pk, "name": p.full_name,
-      "family": p.full_name.split()[0], "encounters": p.n}))
+      "family": p.full_name.split()[0], "encounters": p.n, "open": o.pk if o else e.pk}))
 """
 
 
@@ -163,6 +165,9 @@ def pages(base: str, picked: dict) -> list[tuple[str, str]]:
         ("patient search", f"/patients/?q={q}"),
         ("patient page", f"/patients/{picked['patient']}/"),
         ("encounter page", f"/encounters/{picked['encounter']}/"),
+        ("encounter's tests", f"/lab/encounter/{picked['open']}/"),
+        ("order tests", f"/lab/encounter/{picked['open']}/order/"),
+        ("results inbox", "/lab/inbox/"),
     ]
 
 

@@ -4,12 +4,14 @@
     .venv/bin/python bench/run.py --skip-seed     # reuse the seeded databases
     .venv/bin/python bench/run.py --no-postgres   # SQLite only
     .venv/bin/python bench/run.py --only search   # one step: seed, search, patient_page,
-                                                  # page_weight or patient_sign
+                                                  # page_weight, patient_sign or lab_ingest
 
 Databases: SQLite in /tmp/bench-sqlite (BENHAN_DATA_DIR), PostgreSQL database
 benhan_bench on 127.0.0.1 (created, or dropped and re-created, by the seed step),
 the page-weight server's small demo database in /tmp/bench-pages, the patient-signing
-step's own in /tmp/bench-patient-sign (re-created each run). Raw results go
+step's own in /tmp/bench-patient-sign (re-created each run), the lab-ingestion step's
+own in /tmp/bench-lab-ingest and PostgreSQL bench_lab (re-created each run, the
+database dropped after). Raw results go
 to bench/results/ (gitignored); docs/benchmarks.md holds the figures.
 """
 
@@ -123,6 +125,27 @@ def summary() -> None:
             rows.append([f"paper, {photos}: {p['label']}", "s, KB/page",
                          f"{p['median_s']:.1f} s, {per_page:.1f} KB", "<= 5 s, <= 150 KB",
                          "met" if p["max_s"] <= 5 and per_page <= 150 else "MISSED"])  # fmt: skip
+    r = load("lab_ingest")
+    for db in ("sqlite", "postgres"):
+        x = (r or {}).get(db)
+        if not x:
+            continue
+        for protocol, label in (("hl7", "HL7 ORU^R01"), ("astm", "ASTM")):
+            for run in ("one", "parallel"):
+                v = x.get(protocol, {}).get(run)
+                if not v:
+                    continue
+                lat = v["latency_ms"]
+                ok = v["rate_per_s"] >= 400 and lat["p99"] <= 10
+                rows.append([f"lab {label} end to end, {db}, {v['connections']} connection(s)",
+                             "msg/s, p99 ms", f"{v['rate_per_s']:.0f}/s, p99 {lat['p99']:.1f}",
+                             ">= 400/s, <= 10 ms" if protocol == "hl7" else "",
+                             ("met" if ok else "MISSED") if protocol == "hl7" else ""])  # fmt: skip
+        s = x.get("sign")
+        if s:
+            rows.append([f"lab result signed -> ward's inbox query, {db}", "median / max ms",
+                         f"{s['visible_median_ms']:.0f} / {s['visible_max_ms']:.0f}", "<= 1 s",
+                         "met" if s["visible_max_ms"] <= 1000 else "MISSED"])  # fmt: skip
     common.print_table(["benchmark", "measure", "figure", "target", ""], rows, "Summary")
 
 
@@ -131,7 +154,8 @@ def main() -> None:
     parser.add_argument("--skip-seed", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument(
-        "--only", choices=["seed", "search", "patient_page", "page_weight", "patient_sign"]
+        "--only",
+        choices=["seed", "search", "patient_page", "page_weight", "patient_sign", "lab_ingest"],
     )
     parser.add_argument("--sqlite-patients", type=int, default=100_000)
     parser.add_argument("--postgres-patients", type=int, default=1_000_000)
@@ -159,6 +183,11 @@ def main() -> None:
         timings["page weight"] = step("page weight", "page_weight.py", ["--reset"], {})
     if want("patient_sign"):
         timings["patient signing"] = step("patient signing", "patient_sign.py", [], {})
+    if want("lab_ingest"):
+        timings["lab ingestion sqlite"] = step("lab ingestion SQLite", "lab_ingest.py", [], {})
+        if not args.no_postgres:
+            timings["lab ingestion postgres"] = step("lab ingestion PostgreSQL", "lab_ingest.py",
+                                                     ["--postgres"], {})  # fmt: skip
     common.print_table(["step", "seconds"], [[k, round(v, 1)] for k, v in timings.items()],
                        "Run time")  # fmt: skip
     summary()

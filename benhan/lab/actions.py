@@ -141,10 +141,11 @@ def refresh_status(specimen: Specimen) -> str:
     """COLLECTED → PARTIAL → COMPLETE as the ordered tests get current results."""
     if specimen.status == SpecimenStatus.SIGNED:
         return specimen.status
-    ordered = set(
-        specimen.items.exclude(status=OrderStatus.CANCELLED).values_list("test_id", flat=True)
-    )
-    done = set(specimen.results.filter(state=ResultState.CURRENT).values_list("test_id", flat=True))
+    # .order_by(): the models' default ordering would join tables for nothing here.
+    items = specimen.items.exclude(status=OrderStatus.CANCELLED).order_by()
+    ordered = set(items.values_list("test_id", flat=True))
+    current = specimen.results.filter(state=ResultState.CURRENT).order_by()
+    done = set(current.values_list("test_id", flat=True))
     if ordered and ordered <= done:
         status = SpecimenStatus.COMPLETE
     elif ordered & done:
@@ -154,10 +155,16 @@ def refresh_status(specimen: Specimen) -> str:
     if status != specimen.status:
         Specimen.objects.filter(pk=specimen.pk).update(status=status)
         specimen.status = status
-    if status != SpecimenStatus.COLLECTED:
+    # The order, when already loaded: an UPDATE is then needed only the first time.
+    order = Specimen._meta.get_field("order").get_cached_value(specimen, default=None)
+    if status != SpecimenStatus.COLLECTED and (
+        order is None or order.status == OrderStatus.COLLECTED
+    ):
         LabOrder.objects.filter(pk=specimen.order_id, status=OrderStatus.COLLECTED).update(
             status=OrderStatus.RESULTED
         )
+        if order is not None:
+            order.status = OrderStatus.RESULTED
     return status
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from benhan.lab.actions import apply_interpretation, patient_facts, refresh_status
@@ -34,6 +35,7 @@ from benhan.lab.models import (
     AnalyzerCode,
     AnalyzerMessage,
     LabTest,
+    OrderItem,
     OrderStatus,
     ReferenceRange,
     Result,
@@ -87,8 +89,14 @@ class Ingestor:
     # --- storing --------------------------------------------------------------------
 
     def store(self, raw: bytes, parsed: Message | None, *, ack: bytes = b"",
-              error: MessageError | None = None, peer: str = "") -> Stored:  # fmt: skip
-        """Write the message, its outcome and its results. Call before sending `ack`."""
+              error: MessageError | None = None, peer: str = "",
+              defer: bool = False) -> Stored:  # fmt: skip
+        """Write the message, its outcome and its results. Call before sending `ack`.
+
+        defer=True: write the raw message only (its results are matched by
+        `match_pending()` just after): what the listeners do, so that an acknowledgement
+        costs one small transaction whatever the matching does.
+        """
         self._refresh()
         sha = hashlib.sha256(raw).hexdigest()
         if error is not None:
@@ -98,17 +106,20 @@ class Ingestor:
             outcome = AnalyzerMessage.Outcome.QUERY
         else:
             outcome = AnalyzerMessage.Outcome.ACCEPTED
+        has_results = parsed is not None and error is None and bool(parsed.observations)
+        now = timezone.now()
         turn = _SQLITE_WRITES if connection.vendor == "sqlite" else contextlib.nullcontext()
         try:
             with turn, transaction.atomic():
                 msg = AnalyzerMessage.objects.create(
-                    analyzer=self.analyzer, received_at=timezone.now(), raw=raw, sha256=sha,
+                    analyzer=self.analyzer, received_at=now, raw=raw, sha256=sha,
                     size=len(raw), message_type=(parsed.message_type if parsed else "")[:30],
                     control_id=(parsed.control_id if parsed else "")[:60], outcome=outcome,
                     reason=(error.reason if error else "")[:500], ack=ack, peer=peer[:100],
+                    matched_at=None if (defer and has_results) else now,
                 )  # fmt: skip
                 stored = Stored(message=msg)
-                if parsed is not None and error is None and parsed.observations:
+                if has_results and not defer:
                     self._results(msg, parsed, stored)
                     if stored.results or stored.unmatched:
                         AnalyzerMessage.objects.filter(pk=msg.pk).update(
@@ -122,6 +133,36 @@ class Ingestor:
                 raise
             return Stored(message=existing, duplicate=True)
 
+    def match_pending(self, limit: int = 50) -> int:
+        """Match the results of messages stored with defer=True, up to `limit` of them
+        in one transaction (each in a savepoint: one bad message does not hold the
+        others back). Returns how many were handled."""
+        from benhan.lab import astm, hl7v2
+
+        self._refresh()
+        pending = list(AnalyzerMessage.objects.filter(analyzer=self.analyzer,
+                                                      matched_at__isnull=True)
+                       .order_by("id")[:limit])  # fmt: skip
+        if not pending:
+            return 0
+        codec = hl7v2 if self.analyzer.protocol == Analyzer.Protocol.HL7 else astm
+        dialect = self.analyzer.dialect or {}
+        turn = _SQLITE_WRITES if connection.vendor == "sqlite" else contextlib.nullcontext()
+        with turn, transaction.atomic():
+            for msg in pending:
+                stored = Stored(message=msg)
+                reason = msg.reason
+                try:
+                    with transaction.atomic():
+                        self._results(msg, codec.parse(bytes(msg.raw), dialect), stored)
+                except (MessageError, ValueError, LookupError) as e:
+                    reason = f"results not matched: {e}"[:500]  # kept raw; looked at by staff
+                AnalyzerMessage.objects.filter(pk=msg.pk).update(
+                    matched_at=timezone.now(), results=stored.results,
+                    unmatched=stored.unmatched, reason=reason,
+                )  # fmt: skip
+        return len(pending)
+
     def _results(self, msg: AnalyzerMessage, parsed: Message, stored: Stored) -> None:
         now = timezone.now()
         facility_id = self.analyzer.facility_id
@@ -130,7 +171,9 @@ class Ingestor:
             s.accession: s
             for s in Specimen.objects.filter(facility_id=facility_id, accession__in=ids)
             .select_related("order__encounter__patient")
-            .prefetch_related("items")
+            # No default ordering: it would join the order and the catalogue for nothing.
+            .prefetch_related(Prefetch("items", queryset=OrderItem.objects.order_by()))
+            .order_by()
         }
         rows: list[Result] = []
         touched: dict[int, Specimen] = {}
@@ -170,9 +213,11 @@ class Ingestor:
             # with a new timestamp); the old row stays.
             pairs = {(r.specimen_id, r.test_id) for r in rows if r.specimen_id}
             previous = {}
-            for old in Result.objects.filter(specimen_id__in=touched, state=ResultState.CURRENT):
-                if (old.specimen_id, old.test_id) in pairs:
-                    previous[(old.specimen_id, old.test_id)] = old.pk
+            current = (Result.objects.filter(specimen_id__in=touched, state=ResultState.CURRENT)
+                       .order_by().values_list("pk", "specimen_id", "test_id"))  # fmt: skip
+            for pk, specimen_id, test_id in current:
+                if (specimen_id, test_id) in pairs:
+                    previous[(specimen_id, test_id)] = pk
             for r in rows:
                 r.supersedes_id = previous.get((r.specimen_id, r.test_id))
             if previous:

@@ -39,8 +39,14 @@ IDLE_TIMEOUT = 3600.0
 # --- HL7 v2 over MLLP -------------------------------------------------------------------
 
 
-def handle_hl7(ingestor: Ingestor, raw: bytes, dialect: dict, peer: str = "") -> list[bytes]:
-    """One MLLP frame in; the HL7 messages to send back (unframed), in order."""
+def handle_hl7(ingestor: Ingestor, raw: bytes, dialect: dict, peer: str = "",
+               matcher: Matcher | None = None) -> list[bytes]:  # fmt: skip
+    """One MLLP frame in; the HL7 messages to send back (unframed), in order.
+
+    With a matcher, a result message is acknowledged once it is stored raw (one small
+    transaction) and its results are matched right after by the matcher's thread;
+    without one, everything is written before the answer.
+    """
     try:
         message = hl7v2.parse(raw, dialect)
     except MessageError as e:
@@ -58,22 +64,57 @@ def handle_hl7(ingestor: Ingestor, raw: bytes, dialect: dict, peer: str = "") ->
     if message.message_type.startswith("ACK"):
         _store(ingestor, raw, message, b"", None, peer)  # an analyzer's answer to our OML
         return []
-    if _store(ingestor, raw, message, ack, None, peer) is None:
+    if _store(ingestor, raw, message, ack, None, peer, defer=matcher is not None) is None:
         # Not stored: say so, and the analyzer sends it again.
         return [hl7v2.build_ack(message, "AE", "could not store the message; send again", dialect)]
+    if matcher is not None:
+        matcher.wake()
     return [ack]
 
 
-def _store(ingestor, raw, message, answer, error, peer):
+def _store(ingestor, raw, message, answer, error, peer, *, defer: bool = False):
     try:
-        return ingestor.store(raw, message, ack=answer, error=error, peer=peer)
+        return ingestor.store(raw, message, ack=answer, error=error, peer=peer, defer=defer)
     except DatabaseError:
         log.exception("analyzer %s: message not stored", ingestor.analyzer.name)
         close_old_connections()
         return None
 
 
-def serve_hl7(conn: socket.socket, analyzer: Analyzer, stop: threading.Event, peer: str) -> None:
+class Matcher(threading.Thread):
+    """Matches the results of stored messages to specimens, in batches, just after
+    their acknowledgement went out. Woken by each message; also looks every two
+    seconds, so messages left by a restart or a crash are matched too."""
+
+    def __init__(self, analyzer: Analyzer, stop: threading.Event):
+        super().__init__(name=f"matcher-{analyzer.pk}", daemon=True)
+        self.analyzer = analyzer
+        self.stop = stop
+        self._event = threading.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def run(self) -> None:
+        ingestor = Ingestor(self.analyzer)
+        try:
+            while not self.stop.is_set():
+                self._event.wait(2.0)
+                self._event.clear()
+                try:
+                    while ingestor.match_pending() and not self.stop.is_set():
+                        pass
+                except DatabaseError:
+                    log.exception("analyzer %s: matching failed; retrying", self.analyzer.name)
+                    close_old_connections()
+                    self.stop.wait(2.0)
+            ingestor.match_pending()  # what arrived last, before stopping
+        finally:
+            connection.close()
+
+
+def serve_hl7(conn: socket.socket, analyzer: Analyzer, stop: threading.Event, peer: str,
+              matcher: Matcher | None = None) -> None:  # fmt: skip
     ingestor = Ingestor(analyzer)
     buffer = hl7v2.MllpBuffer()
     conn.settimeout(0.5)
@@ -100,7 +141,7 @@ def serve_hl7(conn: socket.socket, analyzer: Analyzer, stop: threading.Event, pe
                                                      analyzer.dialect or {})))  # fmt: skip
             frames = e.frames
         for raw in frames:
-            for reply in handle_hl7(ingestor, raw, analyzer.dialect or {}, peer):
+            for reply in handle_hl7(ingestor, raw, analyzer.dialect or {}, peer, matcher):
                 conn.sendall(hl7v2.frame(reply))
     if buffer.pending:
         log.warning("analyzer %s (%s): connection closed mid-message; %d bytes discarded",
@@ -110,9 +151,8 @@ def serve_hl7(conn: socket.socket, analyzer: Analyzer, stop: threading.Event, pe
 # --- ASTM E1381 / E1394 -------------------------------------------------------------------
 
 
-def handle_astm(
-    ingestor: Ingestor, raw: bytes, dialect: dict, peer: str = ""
-) -> list[bytes] | None:
+def handle_astm(ingestor: Ingestor, raw: bytes, dialect: dict, peer: str = "",
+                matcher: Matcher | None = None) -> list[bytes] | None:  # fmt: skip
     """One complete transmission in; the transmissions to send back (query answers)."""
     try:
         message = astm.parse(raw, dialect)
@@ -132,8 +172,10 @@ def handle_astm(
         if _store(ingestor, raw, message, answer_bytes, None, peer) is None:
             return None
         return [answer_bytes]
-    if _store(ingestor, raw, message, b"", None, peer) is None:
+    if _store(ingestor, raw, message, b"", None, peer, defer=matcher is not None) is None:
         spool(ingestor.analyzer, raw)
+    elif matcher is not None:
+        matcher.wake()
     return None
 
 
@@ -178,10 +220,13 @@ def replay_spool() -> tuple[int, int]:
     return stored, left
 
 
-def serve_astm(port, analyzer: Analyzer, stop: threading.Event, peer: str) -> None:
+def serve_astm(port, analyzer: Analyzer, stop: threading.Event, peer: str,
+               matcher: Matcher | None = None) -> None:  # fmt: skip
     ingestor = Ingestor(analyzer)
     dialect = analyzer.dialect or {}
-    counts = astm.serve_link(port, lambda raw: handle_astm(ingestor, raw, dialect, peer), stop=stop)
+    counts = astm.serve_link(
+        port, lambda raw: handle_astm(ingestor, raw, dialect, peer, matcher), stop=stop
+    )
     if counts.get("discarded"):
         log.warning("analyzer %s (%s): %s partial transmission(s) discarded", analyzer.name,
                     peer, counts["discarded"])  # fmt: skip
@@ -202,6 +247,7 @@ class Listener(threading.Thread):
         self.sock = sock
         self.ready = threading.Event()
         self.error: Exception | None = None
+        self.matcher = Matcher(analyzer, stop)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -217,6 +263,7 @@ class Listener(threading.Thread):
         self.sock = sock
 
     def run(self) -> None:
+        self.matcher.start()
         try:
             if self.analyzer.transport == Analyzer.Transport.SERIAL:
                 self.ready.set()
@@ -247,6 +294,7 @@ class Listener(threading.Thread):
             self.sock.close()
             for w in workers:
                 w.join(timeout=2)
+            self.matcher.join(timeout=5)
 
     def _connection(self, conn: socket.socket, addr) -> None:
         peer = f"{addr[0]}:{addr[1]}"
@@ -256,9 +304,9 @@ class Listener(threading.Thread):
         try:
             with conn:
                 if self.analyzer.protocol == Analyzer.Protocol.HL7:
-                    serve_hl7(conn, self.analyzer, self.stop, peer)
+                    serve_hl7(conn, self.analyzer, self.stop, peer, self.matcher)
                 else:
-                    serve_astm(conn, self.analyzer, self.stop, peer)
+                    serve_astm(conn, self.analyzer, self.stop, peer, self.matcher)
         except Exception:
             log.exception("analyzer %s (%s): connection failed", self.analyzer.name, peer)
         finally:
@@ -273,9 +321,9 @@ class Listener(threading.Thread):
             try:
                 with serial.Serial(a.serial_device, baudrate=a.baudrate, timeout=0.5) as port:
                     if a.protocol == Analyzer.Protocol.ASTM:
-                        serve_astm(port, a, self.stop, a.serial_device)
+                        serve_astm(port, a, self.stop, a.serial_device, self.matcher)
                     else:
-                        _serial_hl7(port, a, self.stop)
+                        _serial_hl7(port, a, self.stop, self.matcher)
             except (OSError, serial.SerialException) as e:
                 log.error("analyzer %s: serial port %s: %s", a.name, a.serial_device, e)
                 self.stop.wait(5)
@@ -283,7 +331,7 @@ class Listener(threading.Thread):
                 connection.close()
 
 
-def _serial_hl7(port: IO, analyzer: Analyzer, stop: threading.Event) -> None:
+def _serial_hl7(port: IO, analyzer: Analyzer, stop: threading.Event, matcher=None) -> None:
     ingestor = Ingestor(analyzer)
     buffer = hl7v2.MllpBuffer()
     while not stop.is_set():
@@ -291,7 +339,8 @@ def _serial_hl7(port: IO, analyzer: Analyzer, stop: threading.Event) -> None:
         if not data:
             continue
         for raw in buffer.feed(data):
-            for reply in handle_hl7(ingestor, raw, analyzer.dialect or {}, analyzer.serial_device):
+            for reply in handle_hl7(ingestor, raw, analyzer.dialect or {}, analyzer.serial_device,
+                                    matcher):  # fmt: skip
                 port.write(hl7v2.frame(reply))
 
 

@@ -313,12 +313,17 @@ class AnalyzerMessage(models.Model):
     unmatched = models.PositiveIntegerField(default=0)
     ack = models.BinaryField(blank=True, default=b"")
     peer = models.CharField(max_length=100, blank=True)
+    # When its results were matched to specimens. The listeners acknowledge a result
+    # message once it is stored raw, and match it just after, in batches (None until
+    # then; a restart picks up what was left).
+    matched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["analyzer", "sha256"], name="analyzer_message_once")
         ]
+        indexes = [models.Index(fields=["analyzer", "matched_at"], name="analyzer_message_pending")]
 
     def __str__(self) -> str:
         return f"{self.analyzer} {self.message_type} {self.control_id}"

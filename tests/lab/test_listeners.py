@@ -59,8 +59,12 @@ def test_hl7_result_is_stored_then_acknowledged(listen, hl7_analyzer, specimens)
     with MLLPClient(host, port) as client:
         ack = client.send_message(hl7v2.build_oru(serum.accession, ROWS, style="mindray").decode())
     assert _ack_code(ack) == "AA"
+    # Acknowledged once stored raw; the results are matched right after (the matcher).
     msg = AnalyzerMessage.objects.get()
-    assert msg.outcome == "accepted" and msg.results == 4 and bytes(msg.ack)
+    assert msg.outcome == "accepted" and bytes(msg.ack) and bytes(msg.raw).startswith(b"MSH|")
+    _wait(lambda: AnalyzerMessage.objects.filter(matched_at__isnull=False).exists())
+    msg.refresh_from_db()
+    assert msg.results == 4
     serum.refresh_from_db()
     assert serum.status == SpecimenStatus.COMPLETE
     glu = Result.objects.get(test__code="GLU")
@@ -96,6 +100,7 @@ def test_hl7_duplicate_is_stored_once_unknown_specimen_unmatched(listen, hl7_ana
         assert _ack_code(client.send_message(oru)) == "AA"
         assert _ack_code(client.send_message(oru)) == "AA"  # our ACK was lost: resent
     assert AnalyzerMessage.objects.count() == 1
+    _wait(lambda: Result.objects.count() == 2)
     assert list(Result.objects.values_list("state", flat=True)) == [ResultState.UNMATCHED] * 2
 
 
@@ -187,8 +192,8 @@ def test_astm_faults_bad_checksum_repeat_and_drop(listen, astm_analyzer, specime
     r = astm_sender.send_transmission((host, port), text, corrupt_checksum_frames=[2],
                                       repeat_frames=[3])  # fmt: skip
     assert r.completed and r.naks == 1
-    _wait(lambda: AnalyzerMessage.objects.count() == 1)
-    assert Result.objects.count() == 1  # the repeated frame is stored once
+    _wait(lambda: Result.objects.count() == 1)
+    assert AnalyzerMessage.objects.count() == 1  # the repeated frame is stored once
     dropped = astm_sender.send_transmission((host, port), text.replace("7.2", "8.8"),
                                             drop_after_frames=2)  # fmt: skip
     assert dropped.dropped
@@ -305,3 +310,17 @@ def _opened_twice(path: str) -> bool:
         except OSError:
             continue
     return n >= 2
+
+
+def test_messages_left_unmatched_by_a_crash_are_matched_at_start(hl7_analyzer, specimens, listen):
+    """Stored and acknowledged, then the process died before matching: the next
+    listener's matcher picks them up."""
+    from benhan.lab.ingest import Ingestor
+
+    serum = specimens["serum"]
+    raw = hl7v2.build_oru(serum.accession, ROWS, style="mindray")
+    Ingestor(hl7_analyzer).store(raw, hl7v2.parse(raw, hl7_analyzer.dialect), defer=True)
+    assert Result.objects.count() == 0
+    listen(hl7_analyzer)
+    _wait(lambda: Result.objects.filter(specimen=serum).count() == 4)
+    assert AnalyzerMessage.objects.get().matched_at is not None

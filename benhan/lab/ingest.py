@@ -19,21 +19,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from benhan.lab.actions import apply_interpretation, patient_facts, refresh_status
+from benhan.lab.actions import apply_interpretation, patient_facts
 from benhan.lab.messages import Message, MessageError, PendingOrder, PendingTest, Query
 from benhan.lab.models import (
     Analyzer,
     AnalyzerCode,
     AnalyzerMessage,
+    LabOrder,
     LabTest,
     OrderItem,
     OrderStatus,
@@ -43,6 +45,8 @@ from benhan.lab.models import (
     Specimen,
     SpecimenStatus,
 )
+
+log = logging.getLogger("benhan.lab")
 
 # SQLite has one writer at a time: the listener threads of this process take turns
 # here instead of meeting SQLite's lock (PostgreSQL writes in parallel, no lock).
@@ -133,40 +137,69 @@ class Ingestor:
                 raise
             return Stored(message=existing, duplicate=True)
 
-    def match_pending(self, limit: int = 50) -> int:
+    def match_pending(self, limit: int = 100) -> int:
         """Match the results of messages stored with defer=True, up to `limit` of them
-        in one transaction (each in a savepoint: one bad message does not hold the
-        others back). Returns how many were handled."""
-        from benhan.lab import astm, hl7v2
-
+        in one transaction and a handful of queries. If the batch fails, each message is
+        tried alone, so one bad message does not hold the others back. Returns how many
+        were handled."""
         self._refresh()
         pending = list(AnalyzerMessage.objects.filter(analyzer=self.analyzer,
                                                       matched_at__isnull=True)
-                       .order_by("id")[:limit])  # fmt: skip
+                       .only("id", "raw", "reason").order_by("id")[:limit])  # fmt: skip
         if not pending:
             return 0
-        codec = hl7v2 if self.analyzer.protocol == Analyzer.Protocol.HL7 else astm
-        dialect = self.analyzer.dialect or {}
+        batch, failed = self._parse_all(pending)
         turn = _SQLITE_WRITES if connection.vendor == "sqlite" else contextlib.nullcontext()
-        with turn, transaction.atomic():
-            for msg in pending:
-                stored = Stored(message=msg)
-                reason = msg.reason
-                try:
-                    with transaction.atomic():
-                        self._results(msg, codec.parse(bytes(msg.raw), dialect), stored)
-                except (MessageError, ValueError, LookupError) as e:
-                    reason = f"results not matched: {e}"[:500]  # kept raw; looked at by staff
-                AnalyzerMessage.objects.filter(pk=msg.pk).update(
-                    matched_at=timezone.now(), results=stored.results,
-                    unmatched=stored.unmatched, reason=reason,
-                )  # fmt: skip
+        try:
+            with turn, transaction.atomic():
+                self._finish(pending, self._results_batch(batch), failed)
+        except (DatabaseError, ValueError, LookupError):
+            log.exception("analyzer %s: a batch failed; matching one by one", self.analyzer.name)
+            for msg, parsed in batch:
+                with turn, transaction.atomic():
+                    try:
+                        with transaction.atomic():
+                            counts = self._results_batch([(msg, parsed)])
+                    except (DatabaseError, ValueError, LookupError) as e:
+                        counts, failed[msg.pk] = {}, f"results not matched: {e}"
+                    self._finish([msg], counts, failed)
         return len(pending)
 
+    def _parse_all(self, pending):
+        from benhan.lab import astm, hl7v2
+
+        codec = hl7v2 if self.analyzer.protocol == Analyzer.Protocol.HL7 else astm
+        dialect = self.analyzer.dialect or {}
+        batch, failed = [], {}
+        for msg in pending:
+            try:
+                batch.append((msg, codec.parse(bytes(msg.raw), dialect)))
+            except MessageError as e:  # parsed once already; kept raw for staff to see
+                failed[msg.pk] = f"results not matched: {e}"
+        return batch, failed
+
+    @staticmethod
+    def _finish(messages, counts: dict, failed: dict) -> None:
+        now = timezone.now()
+        for msg in messages:
+            msg.matched_at = now
+            msg.results, msg.unmatched = counts.get(msg.pk, (0, 0))
+            msg.reason = failed.get(msg.pk, msg.reason)[:500]
+        AnalyzerMessage.objects.bulk_update(
+            messages, ["matched_at", "results", "unmatched", "reason"]
+        )
+
     def _results(self, msg: AnalyzerMessage, parsed: Message, stored: Stored) -> None:
+        stored.results, stored.unmatched = self._results_batch([(msg, parsed)]).get(msg.pk, (0, 0))
+
+    def _results_batch(self, batch) -> dict[int, tuple[int, int]]:
+        """Results rows for a batch of parsed messages, in a constant number of queries:
+        the specimens named, their current results, one insert, a few updates.
+        Returns {message id: (matched results, unmatched results)}."""
         now = timezone.now()
         facility_id = self.analyzer.facility_id
-        ids = {o.specimen_id.strip() for o in parsed.observations if o.specimen_id and not o.qc}
+        ids = {o.specimen_id.strip() for _, p in batch for o in p.observations
+               if o.specimen_id and not (o.qc or p.qc)}  # fmt: skip
         specimens = {
             s.accession: s
             for s in Specimen.objects.filter(facility_id=facility_id, accession__in=ids)
@@ -175,56 +208,93 @@ class Ingestor:
             .prefetch_related(Prefetch("items", queryset=OrderItem.objects.order_by()))
             .order_by()
         }
+        counts: dict[int, list[int]] = {}
         rows: list[Result] = []
         touched: dict[int, Specimen] = {}
-        for o in parsed.observations:
-            test = self.codes.get(o.test_code.strip().upper())
-            r = Result(
-                facility_id=facility_id, analyzer=self.analyzer, message=msg,
-                specimen_id_sent=o.specimen_id[:60], test_code_sent=o.test_code[:40],
-                test_name_sent=o.test_name[:100], value=o.value[:200], unit=o.unit[:30],
-                reference_range=o.reference_range[:60], flags=o.flags[:30],
-                status_sent=o.status[:5], observed_at=o.observed_at, test=test,
-                created_at=now,
-            )  # fmt: skip
-            specimen = specimens.get(o.specimen_id.strip())
-            if o.qc or parsed.qc:
-                r.state = ResultState.QC
-                r.value_num, r.comparator = _number(o.value)
-            elif (
-                specimen is None
-                or test is None
-                or specimen.status == SpecimenStatus.SIGNED
-                or specimen.report_id is not None
-            ):
-                r.state = ResultState.UNMATCHED
-                r.value_num, r.comparator = _number(o.value)
-                r.reason = _why_unmatched(specimen, test)
-                stored.unmatched += 1
-            else:
-                r.specimen = specimen
-                r.item = next((i for i in specimen.items.all() if i.test_id == test.pk), None)
-                apply_interpretation(r, test, patient_facts(specimen), self.ranges.get(test.pk, []))
-                touched[specimen.pk] = specimen
-                stored.results += 1
-            rows.append(r)
+        latest: dict[tuple[int, int], Result] = {}
+        facts: dict[int, Any] = {}
+        for msg, parsed in batch:
+            c = counts.setdefault(msg.pk, [0, 0])
+            for o in parsed.observations:
+                test = self.codes.get(o.test_code.strip().upper())
+                r = Result(
+                    facility_id=facility_id, analyzer=self.analyzer, message=msg,
+                    specimen_id_sent=o.specimen_id[:60], test_code_sent=o.test_code[:40],
+                    test_name_sent=o.test_name[:100], value=o.value[:200], unit=o.unit[:30],
+                    reference_range=o.reference_range[:60], flags=o.flags[:30],
+                    status_sent=o.status[:5], observed_at=o.observed_at, test=test,
+                    created_at=now,
+                )  # fmt: skip
+                specimen = specimens.get(o.specimen_id.strip())
+                if o.qc or parsed.qc:
+                    r.state = ResultState.QC
+                    r.value_num, r.comparator = _number(o.value)
+                elif (specimen is None or test is None or specimen.status == SpecimenStatus.SIGNED
+                      or specimen.report_id is not None):  # fmt: skip
+                    r.state = ResultState.UNMATCHED
+                    r.value_num, r.comparator = _number(o.value)
+                    r.reason = _why_unmatched(specimen, test)
+                    c[1] += 1
+                else:
+                    r.specimen = specimen
+                    r.item = next((i for i in specimen.items.all() if i.test_id == test.pk), None)
+                    if specimen.pk not in facts:
+                        facts[specimen.pk] = patient_facts(specimen)
+                    apply_interpretation(r, test, facts[specimen.pk], self.ranges.get(test.pk, []))
+                    touched[specimen.pk] = specimen
+                    # The same test twice in one batch (a rerun): the later one stands.
+                    earlier = latest.get((specimen.pk, test.pk))
+                    if earlier is not None:
+                        earlier.state = ResultState.SUPERSEDED
+                    latest[(specimen.pk, test.pk)] = r
+                    c[0] += 1
+                rows.append(r)
+        done: dict[int, set[int]] = {pk: set() for pk in touched}
         if touched:
-            # A new value for a test supersedes the current one (a rerun, or a resend
-            # with a new timestamp); the old row stays.
-            pairs = {(r.specimen_id, r.test_id) for r in rows if r.specimen_id}
+            # A new value for a test supersedes the current one; the old row stays.
             previous = {}
             current = (Result.objects.filter(specimen_id__in=touched, state=ResultState.CURRENT)
                        .order_by().values_list("pk", "specimen_id", "test_id"))  # fmt: skip
             for pk, specimen_id, test_id in current:
-                if (specimen_id, test_id) in pairs:
+                done[specimen_id].add(test_id)
+                if (specimen_id, test_id) in latest:
                     previous[(specimen_id, test_id)] = pk
             for r in rows:
-                r.supersedes_id = previous.get((r.specimen_id, r.test_id))
+                if r.specimen_id is not None:
+                    r.supersedes_id = previous.get((r.specimen_id, r.test_id))
             if previous:
                 Result.objects.filter(pk__in=previous.values()).update(state=ResultState.SUPERSEDED)
         Result.objects.bulk_create(rows)
-        for specimen in touched.values():
-            refresh_status(specimen)
+        self._statuses(touched, done, latest)
+        return {k: (v[0], v[1]) for k, v in counts.items()}
+
+    @staticmethod
+    def _statuses(touched: dict, done: dict, latest: dict) -> None:
+        """COLLECTED → PARTIAL → COMPLETE from what is loaded: a few UPDATEs a batch."""
+        for specimen_id, test_id in latest:
+            done[specimen_id].add(test_id)
+        by_status: dict[str, list[int]] = {}
+        orders = set()
+        for pk, specimen in touched.items():
+            ordered = {i.test_id for i in specimen.items.all()
+                       if i.status != OrderStatus.CANCELLED}  # fmt: skip
+            if ordered and ordered <= done[pk]:
+                status = SpecimenStatus.COMPLETE
+            elif ordered & done[pk]:
+                status = SpecimenStatus.PARTIAL
+            else:
+                continue
+            if status != specimen.status:
+                by_status.setdefault(status, []).append(pk)
+                specimen.status = status
+            if specimen.order.status == OrderStatus.COLLECTED:
+                orders.add(specimen.order_id)
+        for status, pks in by_status.items():
+            Specimen.objects.filter(pk__in=pks).update(status=status)
+        if orders:
+            LabOrder.objects.filter(pk__in=orders, status=OrderStatus.COLLECTED).update(
+                status=OrderStatus.RESULTED
+            )
 
     # --- host queries ---------------------------------------------------------------
 

@@ -137,7 +137,7 @@ class Ingestor:
                 raise
             return Stored(message=existing, duplicate=True)
 
-    def match_pending(self, limit: int = 100) -> int:
+    def match_pending(self, limit: int = 25) -> int:
         """Match the results of messages stored with defer=True, up to `limit` of them
         in one transaction and a handful of queries. If the batch fails, each message is
         tried alone, so one bad message does not hold the others back. Returns how many
@@ -180,14 +180,21 @@ class Ingestor:
 
     @staticmethod
     def _finish(messages, counts: dict, failed: dict) -> None:
+        """Mark the batch matched: one UPDATE per distinct pair of counts (most messages
+        of an analyzer share theirs), not a CASE per message."""
         now = timezone.now()
+        groups: dict[tuple[int, int], list[int]] = {}
         for msg in messages:
-            msg.matched_at = now
-            msg.results, msg.unmatched = counts.get(msg.pk, (0, 0))
-            msg.reason = failed.get(msg.pk, msg.reason)[:500]
-        AnalyzerMessage.objects.bulk_update(
-            messages, ["matched_at", "results", "unmatched", "reason"]
-        )
+            if msg.pk in failed:
+                AnalyzerMessage.objects.filter(pk=msg.pk).update(
+                    matched_at=now, reason=failed[msg.pk][:500]
+                )
+                continue
+            groups.setdefault(counts.get(msg.pk, (0, 0)), []).append(msg.pk)
+        for (results, unmatched), pks in groups.items():
+            AnalyzerMessage.objects.filter(pk__in=pks).update(
+                matched_at=now, results=results, unmatched=unmatched
+            )
 
     def _results(self, msg: AnalyzerMessage, parsed: Message, stored: Stored) -> None:
         stored.results, stored.unmatched = self._results_batch([(msg, parsed)]).get(msg.pk, (0, 0))

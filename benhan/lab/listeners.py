@@ -31,6 +31,9 @@ from benhan.lab.models import Analyzer
 log = logging.getLogger("benhan.lab")
 
 RECV_SIZE = 65536
+# Seconds the matcher waits after a message before matching, so that a burst is
+# matched in one batch (results appear this much later; acknowledgements never wait).
+BATCH_WAIT = 0.05
 # An idle connection is kept this long without a byte (analyzers keep theirs open for
 # days; this only reaps the dead ones).
 IDLE_TIMEOUT = 3600.0
@@ -99,7 +102,10 @@ class Matcher(threading.Thread):
         ingestor = Ingestor(self.analyzer)
         try:
             while not self.stop.is_set():
-                self._event.wait(2.0)
+                if self._event.wait(2.0):
+                    # Let a burst gather: matching 20 messages at once costs little more
+                    # than matching one.
+                    self.stop.wait(BATCH_WAIT)
                 self._event.clear()
                 try:
                     while ingestor.match_pending() and not self.stop.is_set():

@@ -137,7 +137,7 @@ class Ingestor:
                 raise
             return Stored(message=existing, duplicate=True)
 
-    def match_pending(self, limit: int = 25) -> int:
+    def match_pending(self, limit: int = 8) -> int:
         """Match the results of messages stored with defer=True, up to `limit` of them
         in one transaction and a handful of queries. If the batch fails, each message is
         tried alone, so one bad message does not hold the others back. Returns how many

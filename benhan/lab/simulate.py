@@ -95,7 +95,7 @@ def results_for(specimen: Specimen, tests, rng: random.Random) -> list[tuple]:
         r = range_for(test, patient.sex, patient.birth_date, specimen.collected_at.date())
         rng_text = ""
         if r is not None and r.low is not None and r.high is not None:
-            rng_text = f"{r.low.normalize()}-{r.high.normalize()}"
+            rng_text = f"{r.low.normalize():f}-{r.high.normalize():f}"
         rows.append((code, test.name, value, test.unit, rng_text, flag))
     return rows
 

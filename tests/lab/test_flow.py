@@ -149,3 +149,14 @@ def test_a_correction_after_a_wrong_pin_rewrites_the_report(hl7_analyzer, specim
     assert serum.status == SpecimenStatus.SIGNED and version.version == 2
     assert "GLU | Glucose máu | 6.8" in version.data["results"]
     assert "12.4" not in version.data["results"]
+
+
+def test_simulated_reference_ranges_read_as_a_lab_writes_them(hl7_analyzer, specimens):
+    import random
+
+    from benhan.lab.simulate import pending, results_for
+
+    [(specimen, tests)] = pending(hl7_analyzer, specimens["serum"].accession)
+    rows = results_for(specimen, tests, random.Random(1))
+    ranges = {code: rng for code, _, _, _, rng, _ in rows}
+    assert ranges["na"] == "135-145" and "E" not in "".join(ranges.values())

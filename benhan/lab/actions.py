@@ -137,34 +137,33 @@ def apply_interpretation(result: Result, test: LabTest | None, facts, ranges=Non
         result.interpretation = "" if result.value.strip().lower() in normal_words else "A"
 
 
+def status_for(ordered: set[int], done: set[int]) -> str:
+    """COLLECTED → PARTIAL → COMPLETE: which ordered tests have a current result. The
+    one rule, for a single specimen here and for a batch in benhan.lab.ingest."""
+    if ordered and ordered <= done:
+        return SpecimenStatus.COMPLETE
+    if ordered & done:
+        return SpecimenStatus.PARTIAL
+    return SpecimenStatus.COLLECTED
+
+
 def refresh_status(specimen: Specimen) -> str:
-    """COLLECTED → PARTIAL → COMPLETE as the ordered tests get current results."""
+    """The specimen's status from its ordered tests and current results; the order
+    moves to RESULTED with its first result."""
     if specimen.status == SpecimenStatus.SIGNED:
         return specimen.status
     # .order_by(): the models' default ordering would join tables for nothing here.
     items = specimen.items.exclude(status=OrderStatus.CANCELLED).order_by()
-    ordered = set(items.values_list("test_id", flat=True))
     current = specimen.results.filter(state=ResultState.CURRENT).order_by()
-    done = set(current.values_list("test_id", flat=True))
-    if ordered and ordered <= done:
-        status = SpecimenStatus.COMPLETE
-    elif ordered & done:
-        status = SpecimenStatus.PARTIAL
-    else:
-        status = SpecimenStatus.COLLECTED
+    status = status_for(set(items.values_list("test_id", flat=True)),
+                        set(current.values_list("test_id", flat=True)))  # fmt: skip
     if status != specimen.status:
         Specimen.objects.filter(pk=specimen.pk).update(status=status)
         specimen.status = status
-    # The order, when already loaded: an UPDATE is then needed only the first time.
-    order = Specimen._meta.get_field("order").get_cached_value(specimen, default=None)
-    if status != SpecimenStatus.COLLECTED and (
-        order is None or order.status == OrderStatus.COLLECTED
-    ):
+    if status != SpecimenStatus.COLLECTED:
         LabOrder.objects.filter(pk=specimen.order_id, status=OrderStatus.COLLECTED).update(
             status=OrderStatus.RESULTED
         )
-        if order is not None:
-            order.status = OrderStatus.RESULTED
     return status
 
 

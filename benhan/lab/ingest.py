@@ -29,7 +29,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from benhan.lab.actions import apply_interpretation, patient_facts
+from benhan.lab.actions import apply_interpretation, patient_facts, status_for
+from benhan.lab.catalogue import parse_value
 from benhan.lab.messages import Message, MessageError, PendingOrder, PendingTest, Query
 from benhan.lab.models import (
     Analyzer,
@@ -235,11 +236,11 @@ class Ingestor:
                 specimen = specimens.get(o.specimen_id.strip())
                 if o.qc or parsed.qc:
                     r.state = ResultState.QC
-                    r.value_num, r.comparator = _number(o.value)
+                    r.value_num, r.comparator = parse_value(o.value)
                 elif (specimen is None or test is None or specimen.status == SpecimenStatus.SIGNED
                       or specimen.report_id is not None):  # fmt: skip
                     r.state = ResultState.UNMATCHED
-                    r.value_num, r.comparator = _number(o.value)
+                    r.value_num, r.comparator = parse_value(o.value)
                     r.reason = _why_unmatched(specimen, test)
                     c[1] += 1
                 else:
@@ -287,11 +288,8 @@ class Ingestor:
         for pk, specimen in touched.items():
             ordered = {i.test_id for i in specimen.items.all()
                        if i.status != OrderStatus.CANCELLED}  # fmt: skip
-            if ordered and ordered <= done[pk]:
-                status = SpecimenStatus.COMPLETE
-            elif ordered & done[pk]:
-                status = SpecimenStatus.PARTIAL
-            else:
+            status = status_for(ordered, done[pk])
+            if status == SpecimenStatus.COLLECTED:
                 continue
             if status != specimen.status:
                 by_status.setdefault(status, []).append(pk)
@@ -353,12 +351,6 @@ def _why_unmatched(specimen, test) -> str:
     if specimen.status == SpecimenStatus.SIGNED:
         return "specimen already signed"
     return "report already written"  # link it, and the report is written again
-
-
-def _number(value: str) -> tuple[Any, str]:
-    from benhan.lab.catalogue import parse_value
-
-    return parse_value(value)
 
 
 # --- Result rows without model instances --------------------------------------------

@@ -439,6 +439,14 @@ def my_work(request: HttpRequest) -> HttpResponse:
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 
+def _chosen_files(request: HttpRequest, none_chosen: str) -> tuple[list, str]:
+    """The uploaded files, and what is wrong with them as a whole ("" if nothing)."""
+    files = request.FILES.getlist("files")
+    if sum(f.size for f in files) > MAX_UPLOAD_BYTES:
+        return files, _("The upload is too large (at most 200 MB).")
+    return files, "" if files else none_chosen
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def file_scan(request: HttpRequest, encounter_pk: int) -> HttpResponse:
@@ -452,11 +460,9 @@ def file_scan(request: HttpRequest, encounter_pk: int) -> HttpResponse:
     form = ScanForm(request.POST or None)
     key = (request.POST.get("upload_key") or secrets.token_urlsafe(16))[:64]
     if request.method == "POST" and form.is_valid():
-        files = request.FILES.getlist("files")
-        if sum(f.size for f in files) > MAX_UPLOAD_BYTES:
-            form.add_error(None, _("The upload is too large (at most 200 MB)."))
-        elif not files:
-            form.add_error(None, _("Choose the photos of the pages, or a PDF."))
+        files, problem = _chosen_files(request, _("Choose the photos of the pages, or a PDF."))
+        if problem:
+            form.add_error(None, problem)
         else:
             actor = Actor.from_request(request)
             try:
@@ -710,14 +716,14 @@ def paper_upload(request: HttpRequest, token: str) -> HttpResponse:
     form = PaperForm(request.POST or None)
     key = key or secrets.token_urlsafe(16)
     if request.method == "POST":
-        files = request.FILES.getlist("files")
+        files, problem = _chosen_files(
+            request, _("Photograph the pages, or choose the photos or a PDF.")
+        )
         errors: list[str] = []
         if not form.is_valid():
             errors = [str(m) for field_errors in form.errors.values() for m in field_errors]
-        elif sum(f.size for f in files) > MAX_UPLOAD_BYTES:
-            errors = [_("The upload is too large (at most 200 MB).")]
-        elif not files:
-            errors = [_("Photograph the pages, or choose the photos or a PDF.")]
+        elif problem:
+            errors = [problem]
         else:
             try:
                 actions.do_file_paper(

@@ -29,11 +29,15 @@ do_collect): --specimens serum tubes for HL7, half as many blood tubes for ASTM.
    (the unmatched queue). A specimen gets one message per pass over the specimens; from
    the second pass on its six results supersede the previous ones (a rerun).
    (a) one connection, sequential: each ACK's latency (send → whole ACK frame received),
-   p50/p95/p99/max, messages/s; (b) --connections connections at once, one per analyzer.
+   p50/p95/p99/max, messages/s; (b) --connections connections at once, one per analyzer,
+   each flat out (a queue by design: no target); (c) the same connections sharing 400
+   messages/s (--paced-rate) between them, each message due at a fixed time and its latency counted
+   from then (open loop: a late ACK delays the next message, and that counts).
    --warmup messages first on each run (split across the connections), then --messages
    measured. The listener's CPU time (utime + stime from /proc/<pid>/stat) is read at
    the start and the end of the measured part. Every ACK is checked to be AA; the rows
-   stored are counted afterwards. Targets: >= 400 result messages/s, ACK p99 <= 10 ms.
+   stored are counted afterwards. Targets, for (a) and (c): >= 400 result messages/s,
+   ACK p99 <= 10 ms.
 2. ASTM end to end: the same, one transmission (H, P, O, six R, L; ENQ … EOT with an ACK
    per frame) per specimen through tests/lab/astm_sender.send_transmission, the E1381
    sender of the tests; the time is ENQ to EOT sent, and a run ends when the last
@@ -393,7 +397,11 @@ class ListenerProcess:
 # --- Clients (one process per connection, pinned to the client core) ----------------------
 
 
-def _hl7_client(port, frames, warmup, barrier, out) -> None:
+def _hl7_client(port, frames, warmup, barrier, out, rate=None) -> None:
+    """Sends each frame and waits for its ACK, as an analyzer does. With `rate`
+    (messages/s), frame i is due at start + i/rate (open loop) and its latency runs from
+    when it was due, not from when it could be sent: a slow ACK delays the frames after
+    it, and that delay is counted (no coordinated omission)."""
     from benhan.lab import hl7v2
 
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
@@ -417,9 +425,17 @@ def _hl7_client(port, frames, warmup, barrier, out) -> None:
         barrier.wait()
         lat, not_aa = [], 0
         t0, c0 = time.monotonic(), time.process_time()
-        for data in frames[warmup:]:
+        start = clock()
+        for i, data in enumerate(frames[warmup:]):
+            late = 0
+            if rate:
+                due = start + int(i * 1e9 / rate)
+                wait = due - clock()
+                if wait > 0:
+                    time.sleep(wait / 1e9)
+                late = max(0, clock() - due)
             ns, ack = one(data)
-            lat.append(ns)
+            lat.append(ns + late)
             if b"\rMSA|AA|" not in ack:
                 not_aa += 1
         t1, c1 = time.monotonic(), time.process_time()
@@ -463,7 +479,7 @@ def _astm_client(port, texts, warmup, barrier, out) -> None:
 
 def run_clients(protocol: str, listener: ListenerProcess, ports: list[int],
                 loads: list[list[bytes]], warmup_each: int, stored_before: int,
-                expected_rows: int) -> dict:  # fmt: skip
+                expected_rows: int, rate_each: float | None = None) -> dict:  # fmt: skip
     """One process per port; measured after every connection's warm-up."""
     from django.db import connections
 
@@ -473,10 +489,12 @@ def run_clients(protocol: str, listener: ListenerProcess, ports: list[int],
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(len(ports) + 1), ctx.Queue()
     target = _hl7_client if protocol == "hl7" else _astm_client
+    extra = (rate_each,) if protocol == "hl7" else ()
     procs = [
-        ctx.Process(target=target, args=(port, frames, warmup_each, barrier, out), daemon=True)
+        ctx.Process(target=target, args=(port, frames, warmup_each, barrier, out, *extra),
+                    daemon=True)
         for port, frames in zip(ports, loads, strict=True)
-    ]
+    ]  # fmt: skip
     got = []
     try:
         for p in procs:
@@ -512,7 +530,8 @@ def run_clients(protocol: str, listener: ListenerProcess, ports: list[int],
     lat = [x for g in got for x in g["lat_ms"]]
     wall = t1 - t0
     return {
-        "connections": len(ports), "messages": measured, "warmup": warmup_each * len(ports),
+        "connections": len(ports), "offered_per_s": rate_each * len(ports) if rate_each else None,
+        "messages": measured, "warmup": warmup_each * len(ports),
         "wall_s": wall, "rate_per_s": measured / wall, "latency_ms": common.summarize(lat),
         "not_accepted": sum(g["not_aa"] for g in got),
         "stored_messages": stored, "listener_cpu_s": cpu1 - cpu0,
@@ -529,18 +548,23 @@ def end_to_end(protocol: str, clinic: Clinic, listener: ListenerProcess, args,
 
     analyzers = clinic.hl7 if protocol == "hl7" else clinic.astm
     out: dict = {}
-    for label, n_conn, tag in (("one", 1, "S"), ("parallel", args.connections, "P")):
+    runs = [("one", 1, "S", None), ("parallel", args.connections, "P", None)]
+    if protocol == "hl7":
+        runs.append(("paced", args.connections, "R", args.paced_rate / args.connections))
+    for k, (label, n_conn, tag, rate_each) in enumerate(runs):
         warm = max(1, args.warmup // n_conn)
         each = args.messages // n_conn
-        start = 0 if tag == "S" else args.warmup + args.messages
+        start = k * (args.warmup + args.messages)
         loads = [plan(specimens, rows, warm + each, start, tag, protocol, k, n_conn)
                  for k in range(n_conn)]  # fmt: skip
         before_msgs = AnalyzerMessage.objects.count()
         before = dict(Result.objects.values_list("state").annotate(n=_count()).order_by())
-        common.progress(f"{protocol.upper()} {label}: {n_conn} connection(s), {warm * n_conn} "
-                        f"warm-up + {each * n_conn} measured; load average {load()}")  # fmt: skip
+        paced = f", {args.paced_rate:.0f} messages/s offered" if rate_each else ""
+        common.progress(f"{protocol.upper()} {label}: {n_conn} connection(s){paced}, "
+                        f"{warm * n_conn} warm-up + {each * n_conn} measured; load average "
+                        f"{load()}")  # fmt: skip
         r = run_clients(protocol, listener, [a.port for a in analyzers[:n_conn]], loads, warm,
-                        before_msgs, (warm + each) * n_conn * 6)  # fmt: skip
+                        before_msgs, (warm + each) * n_conn * 6, rate_each)  # fmt: skip
         after = dict(Result.objects.values_list("state").annotate(n=_count()).order_by())
         r["rows_by_state"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
         r["superseded_total"] = after.get(ResultState.SUPERSEDED, 0)
@@ -907,6 +931,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=200, help="per run, before measuring")
     parser.add_argument("--specimens", type=int, default=400, help="collected serum tubes")
     parser.add_argument("--connections", type=int, default=4, help="analyzers at once, run b")
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        default=TARGET_RATE,
+        help="messages/s offered in all by the connections of run (c)",
+    )
     parser.add_argument("--signs", type=int, default=10, help="reports signed (after 1 warm-up)")
     parser.add_argument("--profile", type=int, default=2000, help="messages in-process")
     parser.add_argument("--postgres", action="store_true", help=f"PostgreSQL ({PG_DB})")
@@ -1011,6 +1041,22 @@ def save(db: str, section: dict) -> None:
     common.save_result("lab_ingest", sections)
 
 
+def verdict_for(protocol: str, label: str, x: dict) -> str:
+    """The HL7 targets (>= TARGET_RATE messages/s, ACK p99 <= TARGET_P99_MS) apply to one
+    analyzer sending as fast as it is answered, and to several sharing TARGET_RATE between
+    them. Several flat out is a queue on purpose (each waits for the others' messages on
+    the one core): reported, no target."""
+    if protocol != "hl7" or label == "parallel":
+        return "-"
+    lat = x["latency_ms"]
+    offered = x.get("offered_per_s")
+    if offered and offered < TARGET_RATE:
+        return "-"  # below the target rate: a figure, not the test
+    rate_ok = x["rate_per_s"] >= TARGET_RATE * (0.98 if offered else 1)
+    ok = rate_ok and lat["p99"] <= TARGET_P99_MS and x["not_accepted"] == 0
+    return "met" if ok else "MISSED"
+
+
 def report(r: dict) -> None:
     db = r["database"]
     met_all = True
@@ -1018,16 +1064,18 @@ def report(r: dict) -> None:
         if protocol not in r:
             continue
         rows = []
-        for label in ("one", "parallel"):
+        labels = [k for k in ("one", "parallel", "paced") if k in r[protocol]]
+        for label in labels:
             x = r[protocol][label]
             lat = x["latency_ms"]
-            if protocol == "hl7":
-                ok = x["rate_per_s"] >= TARGET_RATE and lat["p99"] <= TARGET_P99_MS
-                met_all &= ok and x["not_accepted"] == 0
-                verdict = "met" if ok else "MISSED"
-            else:
-                verdict = "-"
-            rows.append([f"{x['connections']} connection(s)", x["messages"], x["rate_per_s"],
+            verdict = verdict_for(protocol, label, x)
+            met_all &= verdict != "MISSED"
+            what = f"{x['connections']} connection(s)"
+            if x.get("offered_per_s"):
+                what += f", {x['offered_per_s']:.0f}/s offered"
+            elif label == "parallel":
+                what += ", flat out"
+            rows.append([what, x["messages"], x["rate_per_s"],
                          f"{lat['p50']:.2f}", f"{lat['p95']:.2f}", f"{lat['p99']:.2f}",
                          f"{lat['max']:.1f}", f"{x['listener_cpu_ms_per_message']:.2f}",
                          f"{x['listener_cpu_share'] * 100:.0f} %", x["not_accepted"],
@@ -1042,7 +1090,7 @@ def report(r: dict) -> None:
             + (f"; target >= {TARGET_RATE:.0f}/s and p99 <= {TARGET_P99_MS:.0f} ms"
                if protocol == "hl7" else ""),
         )  # fmt: skip
-        for label in ("one", "parallel"):
+        for label in labels:
             x = r[protocol][label]
             print(f"  {label}: {x['stored_messages']:,} messages stored (warm-up included), "
                   f"rows {x['rows_by_state']}; listener CPU {x['listener_cpu_s']:.1f} s over "

@@ -142,6 +142,10 @@ if DB_ENGINE == "postgres":
         }
     }
 elif DB_ENGINE == "sqlite":
+    SQLITE_SYNCHRONOUS = env("SQLITE_SYNCHRONOUS", "FULL").upper()
+    if SQLITE_SYNCHRONOUS not in {"FULL", "NORMAL"}:
+        raise RuntimeError(f"BENHAN_SQLITE_SYNCHRONOUS must be FULL or NORMAL, not "
+                           f"{SQLITE_SYNCHRONOUS!r}")  # fmt: skip
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -152,9 +156,13 @@ elif DB_ENGINE == "sqlite":
                 # locked" when a read transaction tries to upgrade.
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
+                # synchronous=FULL: a commit is on disk (the WAL fsynced) before it
+                # returns, so what was acknowledged (an analyzer's message, a signature,
+                # a saved form) survives a power cut, as on PostgreSQL. NORMAL keeps it
+                # through a crash of the program only (docs/decisions.md #31).
                 "init_command": (
                     "PRAGMA journal_mode=WAL;"
-                    "PRAGMA synchronous=NORMAL;"
+                    f"PRAGMA synchronous={SQLITE_SYNCHRONOUS};"
                     "PRAGMA foreign_keys=ON;"
                     "PRAGMA cache_size=-32000;"
                 ),

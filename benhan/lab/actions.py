@@ -8,7 +8,7 @@ analyzer is the author, the raw message is kept).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -114,8 +114,15 @@ def do_collect(actor: Actor, order: LabOrder) -> list[Specimen]:
 
 def patient_facts(specimen: Specimen) -> tuple[str, date | None, date]:
     patient = specimen.order.encounter.patient
-    birth = patient.birth_date or (date(patient.birth_year, 7, 1) if patient.birth_year else None)
-    return patient.sex, birth, timezone.localdate(specimen.collected_at)
+    return facts_for(patient.sex, patient.birth_date, patient.birth_year, specimen.collected_at)
+
+
+def facts_for(sex: str, birth_date: date | None, birth_year: int | None,
+              collected_at: datetime) -> tuple[str, date | None, date]:  # fmt: skip
+    """What the reference ranges depend on: sex, birth date (1 July when only the year
+    is known) and the day the specimen was taken."""
+    birth = birth_date or (date(birth_year, 7, 1) if birth_year else None)
+    return sex, birth, timezone.localdate(collected_at)
 
 
 def apply_interpretation(result: Result, test: LabTest | None, facts, ranges=None) -> None:

@@ -507,6 +507,7 @@ def _tz(dialect: Dialect) -> tzinfo:
     return _zone(str(dialect.get("timezone") or DEFAULT_TIMEZONE))
 
 
+@functools.lru_cache(maxsize=256)  # a message repeats its times (every OBX-14); immutable
 def parse_ts(value: str, default_tz: tzinfo | None = None) -> datetime | None:
     """HL7 TS/DTM: YYYY[MM[DD[HH[MM[SS[.S…]]]]]][+/-ZZZZ], then "^precision" in 2.3.1.
     Missing parts default to their minimum; without an offset the analyzer's local zone

@@ -313,9 +313,9 @@ class AnalyzerMessage(models.Model):
     unmatched = models.PositiveIntegerField(default=0)
     ack = models.BinaryField(blank=True, default=b"")
     peer = models.CharField(max_length=100, blank=True)
-    # When its results were matched to specimens. The listeners acknowledge a result
-    # message once it is stored raw, and match it just after, in batches (None until
-    # then; a restart picks up what was left).
+    # When its results were matched to specimens: in the same transaction as the raw
+    # message, unless matching failed (None, with the reason; the listener tries again
+    # every minute, see Ingestor.store).
     matched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -312,15 +312,90 @@ def _opened_twice(path: str) -> bool:
     return n >= 2
 
 
-def test_messages_left_unmatched_by_a_crash_are_matched_at_start(hl7_analyzer, specimens, listen):
-    """Stored and acknowledged, then the process died before matching: the next
-    listener's matcher picks them up."""
-    from benhan.lab.ingest import Ingestor
+def test_messages_left_unmatched_are_matched_at_start(hl7_analyzer, specimens, listen):
+    """Stored and acknowledged, but its results were not matched (matching failed, or an
+    earlier version matched later): the next listener start matches them."""
+    import hashlib
+
+    from django.utils import timezone
 
     serum = specimens["serum"]
     raw = hl7v2.build_oru(serum.accession, ROWS, style="mindray")
-    Ingestor(hl7_analyzer).store(raw, hl7v2.parse(raw, hl7_analyzer.dialect), defer=True)
+    AnalyzerMessage.objects.create(
+        analyzer=hl7_analyzer, received_at=timezone.now(), raw=raw, size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(), message_type="ORU^R01", outcome="accepted",
+    )  # fmt: skip
     assert Result.objects.count() == 0
     listen(hl7_analyzer)
     _wait(lambda: Result.objects.filter(specimen=serum).count() == 4)
-    assert AnalyzerMessage.objects.get().matched_at is not None
+    _wait(lambda: AnalyzerMessage.objects.get().matched_at is not None)
+    assert AnalyzerMessage.objects.get().results == 4
+
+
+def test_a_matching_fault_keeps_the_message_and_acknowledges_it(
+    hl7_analyzer, specimens, listen, monkeypatch
+):
+    """A fault of ours while matching (not of the message): the raw message is stored
+    with the reason and acknowledged AA (sending it again would not help); the next
+    start matches it."""
+    from benhan.lab.ingest import Ingestor
+
+    def broken(self, cursor, parsed):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(Ingestor, "_plan", broken)
+    host, port = listen(hl7_analyzer)
+    serum = specimens["serum"]
+    with MLLPClient(host, port) as client:
+        ack = client.send_message(hl7v2.build_oru(serum.accession, ROWS, style="mindray").decode())
+    assert _ack_code(ack) == "AA"
+    message = AnalyzerMessage.objects.get()
+    assert message.matched_at is None and message.reason == "results not matched: a bug"
+    assert Result.objects.count() == 0
+
+    monkeypatch.undo()
+    assert Ingestor(hl7_analyzer).match_pending() == 1
+    message.refresh_from_db()
+    assert message.matched_at is not None and message.results == 4
+    assert Result.objects.filter(specimen=serum, state=ResultState.CURRENT).count() == 4
+
+
+def test_benhan_lab_listen_runs_the_analyzers_and_checkpoints_sqlite(hl7_analyzer, specimens):
+    """`benhan lab listen` as `benhan serve` starts it: its own process, a real analyzer
+    connection, results stored; on SQLite its thread checkpoints the write-ahead log
+    (its connections no longer do it inside an acknowledged commit); SIGTERM stops it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        hl7_analyzer.port = s.getsockname()[1]
+    hl7_analyzer.save()
+    database = connection.settings_dict["NAME"]
+    env = {**os.environ, "BENHAN_DB_NAME": str(database)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benhan.cli", "lab", "listen"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert "listening" in proc.stdout.readline()
+        serum = specimens["serum"]
+        db_file = database if connection.vendor == "sqlite" else None
+        before = os.stat(db_file).st_mtime_ns if db_file else 0
+        with MLLPClient("127.0.0.1", hl7_analyzer.port) as client:
+            ack = client.send_message(
+                hl7v2.build_oru(serum.accession, ROWS, style="mindray").decode()
+            )
+        assert _ack_code(ack) == "AA"
+        assert Result.objects.filter(specimen=serum, state=ResultState.CURRENT).count() == 4
+        if db_file:
+            # A few pages: SQLite's own checkpoint would wait for 1,000.
+            _wait(lambda: os.stat(db_file).st_mtime_ns != before, timeout=5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out

@@ -66,13 +66,19 @@ from benhan.patients.models import Patient
 
 log = logging.getLogger("benhan.lab")
 
-# SQLite has one writer at a time: the listener threads of this process take turns
-# here instead of meeting SQLite's lock (PostgreSQL writes in parallel, no lock).
-_SQLITE_WRITES = threading.Lock()
+# SQLite has one writer at a time: the threads of this process take turns here instead
+# of meeting SQLite's lock (PostgreSQL writes in parallel, no lock). Re-entrant: the
+# listeners' worker holds it around a group of messages, each of which takes it again.
+_SQLITE_WRITES = threading.RLock()
 
 # Codes and ranges are re-read this often, so an administrator's change applies
 # without restarting the listeners.
 CACHE_SECONDS = 30
+
+
+def writing_turn():
+    """Hold while writing: this process's turn at SQLite's single writer."""
+    return _SQLITE_WRITES if connection.vendor == "sqlite" else contextlib.nullcontext()
 
 
 @dataclass
@@ -135,7 +141,7 @@ class Ingestor:
         self._loaded = time.monotonic()
 
     def _turn(self):
-        return _SQLITE_WRITES if connection.vendor == "sqlite" else contextlib.nullcontext()
+        return writing_turn()
 
     # --- storing --------------------------------------------------------------------
 

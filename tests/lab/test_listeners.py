@@ -399,3 +399,84 @@ def test_benhan_lab_listen_runs_the_analyzers_and_checkpoints_sqlite(hl7_analyze
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0, out
+
+
+def test_several_connections_are_written_in_groups_and_all_answered(hl7_analyzer, specimens,
+                                                                     listen):  # fmt: skip
+    """Four connections to one analyzer's listener at once: their messages queue for the
+    worker and are written in groups; every one is answered AA only once stored."""
+    host, port = listen(hl7_analyzer)
+    serum = specimens["serum"]
+    acks: list[str] = []
+
+    def send(k: int) -> None:
+        with MLLPClient(host, port) as client:
+            for i in range(10):
+                raw = hl7v2.build_oru(serum.accession, ROWS, style="mindray",
+                                      control_id=f"G{k}-{i}")  # fmt: skip
+                acks.append(_ack_code(client.send_message(raw.decode())))
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert acks == ["AA"] * 40
+    assert AnalyzerMessage.objects.filter(matched_at__isnull=False).count() == 40
+    assert Result.objects.filter(specimen=serum).count() == 160
+    assert Result.objects.filter(specimen=serum, state=ResultState.CURRENT).count() == 4
+
+
+def test_a_group_broken_by_one_message_is_handled_again_one_by_one(hl7_analyzer):
+    """If one job breaks the group's transaction (PostgreSQL aborts it), nothing of the
+    group is answered as stored: each job runs again alone, and only the bad one fails."""
+    from django.db import DatabaseError, connection
+    from django.utils import timezone
+
+    from benhan.lab.listeners import Worker
+
+    stop = threading.Event()
+    worker = Worker(stop)
+    runs: list[str] = []
+
+    def good(n: int) -> int:
+        runs.append(f"good {n}")
+        m = AnalyzerMessage.objects.create(
+            analyzer=hl7_analyzer, received_at=timezone.now(), raw=b"x%d" % n, size=2,
+            sha256=f"{n:064d}", outcome="accepted",
+        )  # fmt: skip
+        return m.pk
+
+    def bad() -> None:
+        runs.append("bad")
+        with connection.cursor() as cursor:  # not in a savepoint of its own
+            cursor.execute("SELECT * FROM no_such_table")
+
+    jobs = [(good, 1), (bad,), (good, 2)]
+    results: list = [None] * 3
+
+    def call(i: int) -> None:
+        try:
+            results[i] = worker.call(*jobs[i])
+        except DatabaseError as e:
+            results[i] = e
+
+    # Queue the three before the worker starts, so they form one group.
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    worker.start()
+    for t in threads:
+        t.join(timeout=15)
+    stop.set()
+    worker.join(timeout=5)
+    assert runs[:3] == ["good 1", "bad", "good 2"]
+    if connection.vendor == "postgresql":
+        # The failed statement aborted the transaction: the group is run again, alone.
+        assert runs[3:] == ["good 1", "bad", "good 2"]
+    else:  # SQLite undoes the failed statement only: the group commits
+        assert runs[3:] == []
+    assert isinstance(results[1], DatabaseError)
+    stored = set(AnalyzerMessage.objects.values_list("pk", flat=True))
+    assert stored == {results[0], results[2]}

@@ -976,6 +976,9 @@ def run(args, data: Path) -> int:
                     f"{args.signs + 1} to sign")  # fmt: skip
     t = time.monotonic()
     clinic = Clinic(args.specimens, n_astm, args.signs + 1, args.connections)
+    from benhan.core.db import analyze
+
+    analyze()  # planner statistics, as `benhan serve` refreshes them when it starts
     setup_s = time.monotonic() - t
     hl7_rows = rows_by_specimen(clinic.serum + clinic.to_sign, clinic.hl7[0], seed=1)
     astm_rows = rows_by_specimen(clinic.blood, clinic.astm[0], seed=2)

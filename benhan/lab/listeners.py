@@ -110,11 +110,13 @@ class Worker(threading.Thread):
     another: the connection threads only read and write their sockets, and wait here.
 
     One thread working means no contention between connection threads for the
-    interpreter lock and SQLite's write lock (with four analyzers sending at once that
-    cost ~30 % more CPU a message). Messages that arrive while it works are handled
-    together in the next transaction (group commit: one fsync for several, each message
-    in a savepoint of its own); their answers go back only after that commit, and if it
-    fails each message is handled again alone."""
+    interpreter lock and SQLite's write lock. Messages that arrive while it works are
+    handled together in the next transaction (group commit: each acknowledged message
+    must be on disk, and analyzers sending at once share one fsync instead of queueing
+    for one each — what counts on an old machine's hard disk; on this project's test
+    machine, CPU-bound, the difference is within its noise). Each message is in a
+    savepoint of its own; the answers go back only after the commit, and if it fails
+    each message is handled again alone."""
 
     def __init__(self, stop: threading.Event):
         super().__init__(name="lab-worker", daemon=True)

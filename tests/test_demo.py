@@ -33,6 +33,12 @@ PATIENTS, ENCOUNTERS, RECORDS = 30, 60, 12
 
 
 @pytest.fixture(autouse=True)
+def _codes(icd10):
+    """The ICD-10 list the demo draws diagnoses from (reloaded by the fixture if a
+    transactional test emptied the tables before on this worker)."""
+
+
+@pytest.fixture(autouse=True)
 def _signing_settings(settings, tmp_path):
     settings.SIGNING_PIN_KDF_COST = 10  # the real cost (15) takes ~80 ms per PIN
     settings.TSA_URL = ""

@@ -140,9 +140,6 @@ class Ingestor:
         self.codes, self.codes_of, self.ranges = codes, codes_of, ranges
         self._loaded = time.monotonic()
 
-    def _turn(self):
-        return writing_turn()
-
     # --- storing --------------------------------------------------------------------
 
     def store(self, raw: bytes, parsed: Message | None, *, ack: bytes = b"",
@@ -186,7 +183,7 @@ class Ingestor:
             return self._write(message, None, matched=False)
 
     def _write(self, message: _Row, parsed: Message | None, *, matched: bool = True) -> Stored:
-        with self._turn(), transaction.atomic(), _db().cursor() as cursor:
+        with writing_turn(), transaction.atomic(), _db().cursor() as cursor:
             plan = self._plan(cursor, parsed) if parsed is not None else None
             if plan is not None:
                 message.results, message.unmatched = plan.matched, plan.unmatched
@@ -211,7 +208,7 @@ class Ingestor:
         for pk, raw in pending:
             try:
                 parsed = codec.parse(bytes(raw), self.analyzer.dialect or {})
-                with self._turn(), transaction.atomic(), _db().cursor() as cursor:
+                with writing_turn(), transaction.atomic(), _db().cursor() as cursor:
                     plan = self._plan(cursor, parsed)
                     self._write_plan(cursor, plan, pk)
                     _execute(cursor, _SQL["message matched"],

@@ -51,33 +51,12 @@ from benhan.lab.models import (
     TestKind,
 )
 from benhan.lib.vntext import search_key, search_terms
+from benhan.records.views import error_text, run_step
 
 LIST_LIMIT = 100  # rows per worklist section
 LOG_LIMIT = 200  # analyzer messages shown
 RAW_SHOWN = 32 * 1024  # bytes of a raw message shown on its page (the rest: download)
 MAX_IMAGE_UPLOAD = 80 * 1024 * 1024
-
-
-def _errors(e: ValidationError) -> str:
-    return " ".join(e.messages)
-
-
-def _run(request: HttpRequest, step, success: str = "") -> bool:
-    """Run one action; its refusal becomes an error message. True when it went through."""
-    from benhan.records.views import signing_message
-    from benhan.signing.pki import SigningError
-
-    try:
-        step()
-    except ValidationError as e:
-        messages.error(request, _errors(e))
-    except SigningError as e:
-        messages.error(request, signing_message(e))
-    else:
-        if success:
-            messages.success(request, success)
-        return True
-    return False
 
 
 def _form_errors(request: HttpRequest, form) -> None:
@@ -159,7 +138,7 @@ def order(request: HttpRequest, encounter_pk: int) -> HttpResponse:
                 priority=form.cleaned_data["priority"], note=form.cleaned_data["note"],
             )  # fmt: skip
 
-        if _run(request, step):
+        if run_step(request, step):
             o = result["order"]
             messages.success(request, _("Order %(number)s placed: %(n)s test(s).")
                              % {"number": o.number, "n": o.items.count()})  # fmt: skip
@@ -350,7 +329,7 @@ def collect(request: HttpRequest, pk: int) -> HttpResponse:
     def step():
         done["specimens"] = actions.do_collect(Actor.from_request(request), o)
 
-    if _run(request, step):
+    if run_step(request, step):
         accessions = ", ".join(s.accession for s in done["specimens"])
         messages.success(request, _("Collected. Accession numbers: %(list)s. Print the labels.")
                          % {"list": accessions})  # fmt: skip
@@ -411,7 +390,7 @@ def _sign_state(specimen: Specimen, user) -> dict:
             try:
                 actions.check_signable(specimen)
             except ValidationError as e:
-                state["not_signable"] = _errors(e)
+                state["not_signable"] = error_text(e)
             else:
                 state["can_sign"] = True
         return state
@@ -521,7 +500,7 @@ def repeat(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, _("Give the reason for the repeat."))
     else:
         actor = Actor.from_request(request)
-        _run(request, lambda: actions.do_repeat(actor, result, form.cleaned_data["reason"]),
+        run_step(request, lambda: actions.do_repeat(actor, result, form.cleaned_data["reason"]),
              _("%(test)s sent back for a repeat.") % {"test": result.test_code_sent})  # fmt: skip
     return redirect("lab:specimen", pk=specimen.pk)
 
@@ -541,7 +520,7 @@ def correct(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         actor = Actor.from_request(request)
         c = form.cleaned_data
-        _run(request, lambda: actions.do_manual_result(actor, specimen, result.test, c["value"],
+        run_step(request, lambda: actions.do_manual_result(actor, specimen, result.test, c["value"],
                                                        reason=c["reason"]),
              _("%(test)s corrected.") % {"test": result.test.code})  # fmt: skip
     return redirect("lab:specimen", pk=specimen.pk)
@@ -568,7 +547,7 @@ def manual(request: HttpRequest, pk: int) -> HttpResponse:
     saved = 0
     for test in missing:
         value = form.cleaned_data.get(f"t{test.pk}", "").strip()
-        if value and _run(request, lambda t=test, v=value: actions.do_manual_result(
+        if value and run_step(request, lambda t=test, v=value: actions.do_manual_result(
                 actor, specimen, t, v)):  # fmt: skip
             saved += 1
     if saved:
@@ -597,7 +576,7 @@ def imaging(request: HttpRequest, pk: int) -> HttpResponse:
                                       conclusion=c["conclusion"],
                                       images=[(f.name, f.read()) for f in files])  # fmt: skip
         except ValidationError as e:
-            form.add_error(None, _errors(e))
+            form.add_error(None, error_text(e))
         else:
             messages.success(request, _("Report saved."))
             return redirect("lab:specimen", pk=specimen.pk)
@@ -637,7 +616,7 @@ def _sign(request: HttpRequest, specimen: Specimen) -> HttpResponse:
     def step():
         done["specimen"] = actions.do_sign_report(actor, specimen, form.cleaned_data["pin"])
 
-    if _run(request, step):
+    if run_step(request, step):
         if done["specimen"].status == SpecimenStatus.SIGNED:
             messages.success(request, _("Signed and sealed. The results are in %(dept)s's inbox.")
                              % {"dept": specimen.order.department.name})  # fmt: skip
@@ -701,7 +680,7 @@ def link(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("lab:unmatched")
     specimen = access.get_specimen(request, found, "lab.work")
     actor = Actor.from_request(request)
-    _run(request, lambda: actions.do_link_unmatched(actor, result, specimen),
+    run_step(request, lambda: actions.do_link_unmatched(actor, result, specimen),
          _("Linked to %(a)s.") % {"a": accession})  # fmt: skip
     return redirect("lab:unmatched")
 

@@ -28,7 +28,7 @@ def _may_sign(doc, version, user) -> bool:
     return access.allowed(user, "document.sign")
 
 
-def _errors(e: ValidationError) -> str:
+def error_text(e: ValidationError) -> str:
     return " ".join(e.messages)
 
 
@@ -71,7 +71,7 @@ def encounter_record(request: HttpRequest, encounter_pk: int) -> HttpResponse:
             rec = actions.do_open_record(actor, encounter)
             doc = actions.do_create_document(actor, rec, form.cleaned_data["form_type"])
         except ValidationError as e:
-            messages.error(request, _errors(e))
+            messages.error(request, error_text(e))
         else:
             return redirect("records:document", pk=doc.pk)
     documents = rec.documents.prefetch_related("versions") if rec else []
@@ -163,8 +163,8 @@ def save_draft(request: HttpRequest, pk: int) -> HttpResponse:
         doc = actions.do_save_draft(Actor.from_request(request), doc, sent)
     except ValidationError as e:
         if htmx:
-            return render(request, "records/save_status.html", {"error": _errors(e)}, status=409)
-        messages.error(request, _errors(e))
+            return render(request, "records/save_status.html", {"error": error_text(e)}, status=409)
+        messages.error(request, error_text(e))
         return redirect("records:document", pk=doc.pk)
     if htmx:
         return render(request, "records/save_status.html", {"saved_at": timezone.localtime()})
@@ -183,7 +183,7 @@ def _complete(request: HttpRequest, doc: Document) -> HttpResponse:
             for name, errs in e.message_dict.items():
                 messages.error(request, f"{labels.get(name, name)}: {' '.join(errs)}")
         else:
-            messages.error(request, _errors(e))
+            messages.error(request, error_text(e))
     else:
         messages.success(
             request, _("Completed: the content is frozen and the PDF is ready to sign.")
@@ -198,19 +198,27 @@ def complete(request: HttpRequest, pk: int) -> HttpResponse:
     return _complete(request, doc)
 
 
-def _act(request: HttpRequest, doc: Document, step, success: str = "") -> HttpResponse:
-    """Run one lifecycle step, turn its refusal into a message, back to the document."""
+def run_step(request: HttpRequest, step, success: str = "") -> bool:
+    """Run one action; its refusal (invalid, or a signing error) becomes an error
+    message, its success the `success` message. True when it went through."""
     from benhan.signing.pki import SigningError
 
     try:
         step()
     except ValidationError as e:
-        messages.error(request, _errors(e))
+        messages.error(request, error_text(e))
     except SigningError as e:
         messages.error(request, signing_message(e))
     else:
         if success:
             messages.success(request, success)
+        return True
+    return False
+
+
+def _act(request: HttpRequest, doc: Document, step, success: str = "") -> HttpResponse:
+    """Run one lifecycle step, then back to the document."""
+    run_step(request, step, success)
     return redirect("records:document", pk=doc.pk)
 
 
@@ -256,7 +264,7 @@ def close_record(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         actions.do_close_record(Actor.from_request(request), rec)
     except ValidationError as e:
-        messages.error(request, _errors(e))
+        messages.error(request, error_text(e))
     else:
         messages.success(request, _("The record is closed and stored."))
     return redirect("records:encounter", encounter_pk=rec.encounter_id)
@@ -556,7 +564,7 @@ def patient_sign(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         guards.check_patient_signable(doc, version)
     except ValidationError as e:
-        messages.error(request, _errors(e))
+        messages.error(request, error_text(e))
         return redirect("records:document", pk=doc.pk)
     data = version.data
     initial = {"shown": version.current_sha256, "outcome": "signed"}
@@ -712,7 +720,7 @@ def paper_upload(request: HttpRequest, token: str) -> HttpResponse:
         if _is_upload_js(request):
             return _upload_refused(e.messages, status=409)
         return render(request, "records/link_refused.html",
-                      {"message": _errors(e), "doc": doc}, status=409)  # fmt: skip
+                      {"message": error_text(e), "doc": doc}, status=409)  # fmt: skip
     form = PaperForm(request.POST or None)
     key = key or secrets.token_urlsafe(16)
     if request.method == "POST":

@@ -32,15 +32,12 @@ from playwright.sync_api import expect
 
 from benhan.audit.chain import Actor
 from benhan.lab import actions, hl7v2
-from benhan.lab.catalogue import load_catalogue
 from benhan.lab.ingest import Ingestor
 from benhan.lab.listeners import Listener
 from benhan.lab.models import (
     Analyzer,
-    AnalyzerCode,
     AnalyzerMessage,
     LabOrder,
-    LabTest,
     OrderStatus,
     ResultNotice,
     Specimen,
@@ -68,30 +65,6 @@ def _lab_settings(settings, tmp_path):
     settings.SIGNING_PIN_KDF_COST = 10
     settings.TSA_URL = ""
     settings.DOCUMENTS_DIR = tmp_path / "documents"
-
-
-@pytest.fixture
-def catalogue(facility) -> dict[str, LabTest]:
-    load_catalogue(facility)
-    return {t.code: t for t in LabTest.objects.filter(facility=facility)}
-
-
-@pytest.fixture
-def hl7_analyzer(facility, catalogue) -> Analyzer:
-    """A Mindray-style chemistry analyzer with its own (lower-case) test codes."""
-    a = Analyzer.objects.create(facility=facility, name="BS-240 (HL7)", protocol="hl7", port=0,
-                                dialect={"ack_style": "mindray"})  # fmt: skip
-    for code in ("GLU", "NA", "K", "CL"):
-        AnalyzerCode.objects.create(analyzer=a, code=code.lower(), test=catalogue[code])
-    return a
-
-
-@pytest.fixture
-def lab_pki(facility, lab_tech):
-    from benhan.signing import pki
-
-    pki.ensure_facility_pki(facility)
-    pki.issue_staff_credential(lab_tech, PIN)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from benhan.audit.chain import Actor
 from benhan.encounters.models import Encounter, Icd10Code
 
 # The lab fixtures (catalogue, analyzers, collected specimens) for the lab and browser tests.
-pytest_plugins = ["tests.lab.fixtures"]
+pytest_plugins = ["lab.fixtures"]  # tests/ is on sys.path (rootdir conftest)
 
 PASSWORD = "Khám-bệnh-2025!"
 IP = "127.0.0.1"  # the test client's REMOTE_ADDR

@@ -300,7 +300,10 @@ class AnalyzerMessage(models.Model):
         REJECTED = "rejected", _("Rejected (AR)")
         QUERY = "query", _("Host query answered")
 
-    analyzer = models.ForeignKey(Analyzer, on_delete=models.PROTECT, related_name="messages")
+    # Searched through analyzer_message_once, which starts with it (one index fewer to
+    # write per message: see Result).
+    analyzer = models.ForeignKey(Analyzer, on_delete=models.PROTECT, related_name="messages",
+                                 db_index=False)  # fmt: skip
     received_at = models.DateTimeField(db_index=True)
     raw = models.BinaryField()
     sha256 = models.CharField(max_length=64)
@@ -323,7 +326,9 @@ class AnalyzerMessage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["analyzer", "sha256"], name="analyzer_message_once")
         ]
-        indexes = [models.Index(fields=["analyzer", "matched_at"], name="analyzer_message_pending")]
+        # Only the messages still to match (partial): the others never enter it.
+        indexes = [models.Index(fields=["analyzer"], name="analyzer_message_pending",
+                                condition=models.Q(matched_at__isnull=True))]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.analyzer} {self.message_type} {self.control_id}"
@@ -338,19 +343,33 @@ class ResultState(models.TextChoices):
 
 
 class Result(models.Model):
-    facility = models.ForeignKey("accounts.Facility", on_delete=models.PROTECT)
+    """One value as an analyzer (or a technician) gave it.
+
+    Indexes are few on purpose: each one is another B-tree page written and, on SQLite,
+    another 4 KB frame in the write-ahead log for every analyzer message (six rows). Only
+    what a query needs is indexed: a specimen's results (result_specimen_state), a
+    message's rows, an order item's, and the unmatched queue (a partial index, so
+    current and superseded rows never enter it). The other foreign keys keep their
+    constraint without an index: they are never searched by, and their parents (tests,
+    analyzers, staff) are never deleted once they have results (PROTECT)."""
+
+    # The unmatched queue's index starts with the facility (see Meta).
+    facility = models.ForeignKey("accounts.Facility", on_delete=models.PROTECT, db_index=False)
     specimen = models.ForeignKey(
-        Specimen, on_delete=models.PROTECT, null=True, blank=True, related_name="results"
-    )
+        Specimen, on_delete=models.PROTECT, null=True, blank=True, related_name="results",
+        db_index=False,  # result_specimen_state starts with it
+    )  # fmt: skip
     item = models.ForeignKey(
         OrderItem, on_delete=models.PROTECT, null=True, blank=True, related_name="results"
     )
     test = models.ForeignKey(
-        LabTest, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+        LabTest, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        db_index=False,
+    )  # fmt: skip
     analyzer = models.ForeignKey(
-        Analyzer, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+        Analyzer, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        db_index=False,
+    )  # fmt: skip
     message = models.ForeignKey(
         AnalyzerMessage, on_delete=models.PROTECT, null=True, blank=True, related_name="rows"
     )
@@ -375,19 +394,21 @@ class Result(models.Model):
     source = models.CharField(max_length=10, default="analyzer")  # analyzer | manual
     entered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-        related_name="+",
+        related_name="+", db_index=False,
     )  # fmt: skip
     reason = models.CharField(max_length=500, blank=True)  # a correction's reason
     supersedes = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        db_index=False,
+    )  # fmt: skip
     created_at = models.DateTimeField()
 
     class Meta:
         ordering = ["specimen", "test__sort_order", "id"]
         indexes = [
-            models.Index(fields=["facility", "state"], name="result_state"),
             models.Index(fields=["specimen", "state"], name="result_specimen_state"),
+            models.Index(fields=["facility", "created_at"], name="result_unmatched",
+                         condition=models.Q(state=ResultState.UNMATCHED)),  # fmt: skip
         ]
 
     def __str__(self) -> str:

@@ -24,12 +24,13 @@ busy laboratory, on one core): its few statements are plain SQL on the models' t
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import operator
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,7 @@ from django.db import (
     models,
     transaction,
 )
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from benhan.encounters.models import Encounter
@@ -74,6 +76,9 @@ _SQLITE_WRITES = threading.RLock()
 # Codes and ranges are re-read this often, so an administrator's change applies
 # without restarting the listeners.
 CACHE_SECONDS = 30
+# Message ids taken from the sequence at once on PostgreSQL (see _insert_message); the
+# ids of a listener that stops are never used: gaps, nothing else.
+IDS_RESERVED = 64
 
 
 def writing_turn():
@@ -124,6 +129,7 @@ class Ingestor:
         self.codes: dict[str, LabTest] = {}
         self.codes_of: dict[int, str] = {}
         self.ranges: dict[int, list[ReferenceRange]] = {}
+        self._ids: deque[int] = deque()  # message ids reserved (PostgreSQL)
 
     def _refresh(self) -> None:
         if time.monotonic() - self._loaded < CACHE_SECONDS:
@@ -183,16 +189,30 @@ class Ingestor:
             return self._write(message, None, matched=False)
 
     def _write(self, message: _Row, parsed: Message | None, *, matched: bool = True) -> Stored:
-        with writing_turn(), transaction.atomic(), _db().cursor() as cursor:
-            plan = self._plan(cursor, parsed) if parsed is not None else None
+        # Three round trips to PostgreSQL: the reads (_plan), the writes (a pipeline),
+        # the commit. SQLite runs the same statements one by one, in process.
+        with writing_turn(), transaction.atomic():
+            plan = self._plan(parsed) if parsed is not None else None
             if plan is not None:
                 message.results, message.unmatched = plan.matched, plan.unmatched
             message.matched_at = message.received_at if matched else None
-            stored = Stored(_MESSAGES.insert_one(cursor, message))
-            if plan is not None:
-                self._write_plan(cursor, plan, stored.message_id)
-                stored.results, stored.unmatched = plan.matched, plan.unmatched
+            with _pipeline(), _cursor() as cursor:
+                stored = Stored(self._insert_message(cursor, message))
+                if plan is not None:
+                    self._write_plan(cursor, plan, stored.message_id)
+                    stored.results, stored.unmatched = plan.matched, plan.unmatched
             return stored
+
+    def _insert_message(self, cursor, message: _Row) -> int:
+        """Insert the message; its id. On PostgreSQL the id is one reserved beforehand
+        (_reserve_ids), so that the writes need not wait for the insert's answer."""
+        if not _POSTGRES:
+            return _MESSAGES.insert_one(cursor, message)
+        if not self._ids:
+            self._ids.extend(_reserve_ids(AnalyzerMessage, IDS_RESERVED))
+        pk = self._ids.popleft()
+        _MESSAGES.insert(cursor, [message], pk=pk)
+        return pk
 
     def match_pending(self) -> int:
         """Match the results of messages stored unmatched (see store()). Run by the
@@ -208,11 +228,12 @@ class Ingestor:
         for pk, raw in pending:
             try:
                 parsed = codec.parse(bytes(raw), self.analyzer.dialect or {})
-                with writing_turn(), transaction.atomic(), _db().cursor() as cursor:
-                    plan = self._plan(cursor, parsed)
-                    self._write_plan(cursor, plan, pk)
-                    _execute(cursor, _SQL["message matched"],
-                             [plan.matched, plan.unmatched, _utc(timezone.now()), pk])  # fmt: skip
+                with writing_turn(), transaction.atomic():
+                    plan = self._plan(parsed)
+                    with _pipeline(), _cursor() as cursor:
+                        self._write_plan(cursor, plan, pk)
+                        params = [plan.matched, plan.unmatched, _utc(timezone.now()), pk]
+                        cursor.execute(_SQL["message matched"], params)
                 done += 1
             except MessageError as e:  # parsed once already; kept raw for staff to see
                 AnalyzerMessage.objects.filter(pk=pk).update(
@@ -222,15 +243,15 @@ class Ingestor:
                 log.exception("analyzer %s: message %s still not matched", self.analyzer.name, pk)
         return done
 
-    def _plan(self, cursor, parsed: Message) -> _Plan:
-        """A message's result rows, from two statements (the specimens named with their
-        patient and order items, locked on PostgreSQL as the web actions lock them; their
-        current results) and the cached codes and ranges."""
+    def _plan(self, parsed: Message) -> _Plan:
+        """A message's result rows, from two statements sent together (the specimens
+        named with their patient and order items, locked on PostgreSQL as the web actions
+        lock them; their current results) and the cached codes and ranges."""
         now = timezone.now()
         facility_id = self.analyzer.facility_id
         named = {o.specimen_id.strip() for o in parsed.observations
                  if o.specimen_id and not (o.qc or parsed.qc)}  # fmt: skip
-        specimens = _specimens(cursor, facility_id, named)
+        specimens, current = _specimens(facility_id, named)
         plan = _Plan()
         for o in parsed.observations:
             test = self.codes.get(o.test_code.strip().upper())
@@ -264,10 +285,8 @@ class Ingestor:
                 plan.latest[(specimen.pk, test.pk)] = r
                 plan.matched += 1
             plan.rows.append(r)
-        if plan.touched:
-            current = _query(cursor, "current results", list(plan.touched),
-                             [ResultState.CURRENT.value])  # fmt: skip
-            for pk, specimen_id, test_id in current:
+        for pk, specimen_id, test_id in current:
+            if specimen_id in plan.touched:
                 plan.done[specimen_id].add(test_id)
                 if (specimen_id, test_id) in plan.latest:
                     plan.supersede[(specimen_id, test_id)] = pk
@@ -281,8 +300,8 @@ class Ingestor:
             if r.specimen_id is not None:
                 r.supersedes_id = plan.supersede.get((r.specimen_id, r.test_id))
         if plan.supersede:
-            _query(cursor, "supersede", list(plan.supersede.values()),
-                   [ResultState.SUPERSEDED.value])  # fmt: skip
+            _update(cursor, "supersede", list(plan.supersede.values()),
+                    [ResultState.SUPERSEDED.value])  # fmt: skip
         _RESULTS.insert(cursor, plan.rows)
         _statuses(cursor, plan)
 
@@ -343,10 +362,10 @@ def _statuses(cursor, plan: _Plan) -> None:
         if specimen.order_status == OrderStatus.COLLECTED:
             orders.add(specimen.order_id)
     for status, pks in by_status.items():
-        _query(cursor, "specimen status", pks, [str(status)])
+        _update(cursor, "specimen status", pks, [str(status)])
     if orders:
-        _query(cursor, "order resulted", list(orders),
-               [OrderStatus.RESULTED.value, OrderStatus.COLLECTED.value])  # fmt: skip
+        _update(cursor, "order resulted", list(orders),
+                [OrderStatus.RESULTED.value, OrderStatus.COLLECTED.value])  # fmt: skip
 
 
 def _why_unmatched(specimen, test) -> str:
@@ -367,6 +386,14 @@ def _why_unmatched(specimen, test) -> str:
 # models' own tables (names from their _meta), portable between SQLite and PostgreSQL,
 # with parameters; values are converted by each field's own get_db_prep_save, what the
 # ORM itself uses. The tests run them on both databases.
+#
+# On PostgreSQL they run with the values bound by the server (see _cursor), so that
+# psycopg prepares each statement after a few runs: Django binds on the client, nothing
+# could be prepared, and the five-table specimen query was planned again for every
+# message (0.85 ms). A list of ids is one array parameter there (= ANY), so that each
+# statement has one text whatever the number of ids; SQLite gets an IN list.
+
+_POSTGRES = connection.vendor == "postgresql"
 
 _TABLES = {m.__name__: connection.ops.quote_name(m._meta.db_table)
            for m in (Specimen, LabOrder, Encounter, Patient, OrderItem, Result,
@@ -374,8 +401,8 @@ _TABLES = {m.__name__: connection.ops.quote_name(m._meta.db_table)
 
 
 def _sql(text: str) -> str:
-    # Table names from the models, quoted; {ids} stays for the IN list; values are
-    # always parameters.
+    # Table names from the models, quoted; {ids} stays for the list of ids (sql_for);
+    # values are always parameters.
     return text.format(ids="{ids}", **_TABLES)
 
 
@@ -387,17 +414,42 @@ _SQL = {
         "FROM {Specimen} s JOIN {LabOrder} o ON o.id = s.order_id "
         "JOIN {Encounter} e ON e.id = o.encounter_id JOIN {Patient} p ON p.id = e.patient_id "
         "LEFT JOIN {OrderItem} i ON i.specimen_id = s.id "
-        "WHERE s.facility_id = %s AND s.accession IN ({ids})"
+        "WHERE s.facility_id = %s AND s.accession {ids}"
+        # Lock the specimens, in id order, as the web actions do (nothing to add on
+        # SQLite, whose writers take turns anyway).
+        + (" ORDER BY s.id FOR UPDATE OF s" if _POSTGRES else "")
     ),
-    "current results": _sql("SELECT id, specimen_id, test_id FROM {Result} "
-                            "WHERE specimen_id IN ({ids}) AND state = %s"),
-    "supersede": _sql("UPDATE {Result} SET state = %s WHERE id IN ({ids})"),
-    "specimen status": _sql("UPDATE {Specimen} SET status = %s WHERE id IN ({ids})"),
+    # The current results of the same specimens, found by accession number: so that
+    # this statement need not wait for the first one's answer (one round trip for both).
+    "current results": _sql(
+        "SELECT r.id, r.specimen_id, r.test_id FROM {Result} r "
+        "JOIN {Specimen} s ON s.id = r.specimen_id "
+        "WHERE s.facility_id = %s AND s.accession {ids} AND r.state = %s"
+    ),
+    "supersede": _sql("UPDATE {Result} SET state = %s WHERE id {ids}"),
+    "specimen status": _sql("UPDATE {Specimen} SET status = %s WHERE id {ids}"),
     "order resulted": _sql("UPDATE {LabOrder} SET status = %s "
-                           "WHERE status = %s AND id IN ({ids})"),
+                           "WHERE status = %s AND id {ids}"),
     "message matched": _sql("UPDATE {AnalyzerMessage} SET results = %s, unmatched = %s, "
                             "matched_at = %s WHERE id = %s"),
 }  # fmt: skip
+
+
+@functools.cache
+def sql_for(name: str, count: int) -> str:
+    """Statement `name` for a list of `count` ids."""
+    if _POSTGRES:
+        ids = "= %s" if count == 1 else "= ANY(%s)"
+    else:
+        ids = f"IN ({', '.join(['%s'] * count)})"
+    return _SQL[name].format(ids=ids)
+
+
+def _listed(ids: list) -> list:
+    """The parameters that stand for a list of ids in sql_for's statements."""
+    if _POSTGRES:
+        return ids if len(ids) == 1 else [ids]
+    return ids
 
 
 def _db():
@@ -406,16 +458,78 @@ def _db():
     return connections[DEFAULT_DB_ALIAS]
 
 
-def _execute(cursor, sql: str, params: list) -> list[tuple]:
-    cursor.execute(sql, params)
-    return cursor.fetchall() if cursor.description else []
+def _cursor() -> CursorWrapper:
+    """Django's cursor; on PostgreSQL one that binds on the server (see above), under
+    Django's wrapper all the same: its errors become Django's (IntegrityError for a
+    message received twice) and execute wrappers (the benchmark's timing) see every
+    statement. While queries are logged (DEBUG, a test counting them) it is Django's
+    own: the same statements, bound on the client, whose text Django can log."""
+    db = _db()
+    if not _POSTGRES or db.queries_logged:
+        return db.cursor()
+    import psycopg
+
+    db.ensure_connection()
+    if db.connection.prepare_threshold is None:
+        # Django turns preparing off for every cursor of the connection (for connection
+        # poolers); only cursors that bind on the server prepare, and only these do.
+        # PgBouncer keeps prepared statements in transaction mode from version 1.21
+        # (max_prepared_statements): docs/deployment.md.
+        db.connection.prepare_threshold = 0  # from the first run
+    return CursorWrapper(psycopg.Cursor(db.connection), db)
 
 
-def _query(cursor, name: str, ids: list, params: list) -> list[tuple]:
-    """One of the statements above with an IN list of `ids`: the fixed parameters of an
-    UPDATE come first (SET), of a SELECT after the list (WHERE … AND)."""
-    sql = _SQL[name].format(ids=", ".join(["%s"] * len(ids)))
-    return _execute(cursor, sql, params + ids if sql.startswith("UPDATE") else ids + params)
+def _update(cursor, name: str, ids: list, params: list) -> None:
+    """One of the UPDATEs above with a list of `ids`: its fixed parameters (SET …) first.
+    Nothing is read back, so that in a pipeline it does not wait."""
+    cursor.execute(sql_for(name, len(ids)), params + _listed(ids))
+
+
+@contextlib.contextmanager
+def _pipeline():
+    """On PostgreSQL, statements sent without waiting for each answer (psycopg's pipeline
+    mode); the answers, and any error, come at the end of the block, as Django's errors
+    (IntegrityError for a message received twice). SQLite is in process: nothing to
+    wait for."""
+    if not _POSTGRES:
+        yield
+        return
+    db = _db()
+    db.ensure_connection()
+    with db.wrap_database_errors, db.connection.pipeline():
+        yield
+
+
+# PostgreSQL plans a prepared statement once for all (a generic plan) after five runs,
+# with the tables as they are then. A listener that starts on a new clinic's near-empty
+# tables got a sequential scan of lab_result for a specimen's current results — and
+# kept it as the table grew (3.5 ms a message after 3,000 messages, and growing). Every
+# statement of the hot path is a lookup by key: index scans are the right plan at any
+# size, so the hot path's transactions ask for them (the setting ends with the
+# transaction; the web's queries are not concerned).
+_INDEX_SCANS = "SELECT set_config('enable_seqscan', 'off', true)"
+
+
+def _fetch_all(statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    """Run independent SELECTs, each on a cursor of its own, and read their rows: sent
+    together to PostgreSQL (one round trip, after _INDEX_SCANS), one after the other
+    to SQLite. The first statements of each hot-path transaction."""
+    with _pipeline(), contextlib.ExitStack() as stack:
+        if _POSTGRES:
+            stack.enter_context(_cursor()).execute(_INDEX_SCANS)
+        cursors = [stack.enter_context(_cursor()) for _ in statements]
+        for cursor, (sql, params) in zip(cursors, statements, strict=True):
+            cursor.execute(sql, params)
+        return [cursor.fetchall() for cursor in cursors]
+
+
+def _reserve_ids(model: type[models.Model], n: int) -> list[int]:
+    """n fresh ids from the sequence of a PostgreSQL table's id column (identity)."""
+    table = model._meta.db_table
+    sql = "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)"
+    with _cursor() as cursor:
+        cursor.execute(sql, [table, model._meta.pk.column, n])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _utc(value: datetime | None):
@@ -429,20 +543,20 @@ def _aware(value) -> datetime:
     return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
 
 
-def _specimens(cursor, facility_id: int, accessions: set[str]) -> dict[str, _Specimen]:
-    """The specimens named, by accession, with their patient's facts and order items."""
+def _specimens(facility_id: int, accessions: set[str]) -> tuple[dict[str, _Specimen], list]:
+    """The specimens named, by accession, with their patient's facts and order items;
+    and their current results, as (id, specimen id, test id)."""
     if not accessions:
-        return {}
+        return {}, []
     ids = sorted(accessions)
-    sql = _SQL["specimens"].format(ids=", ".join(["%s"] * len(ids)))
-    if _db().features.has_select_for_update_of:
-        # Lock the specimens, in id order, as the web actions do (nothing to add on
-        # SQLite, whose writers take turns anyway).
-        sql += " ORDER BY s.id FOR UPDATE OF s"
+    n, listed = len(ids), _listed(ids)
+    rows, current = _fetch_all([
+        (sql_for("specimens", n), [facility_id, *listed]),
+        (sql_for("current results", n), [facility_id, *listed, ResultState.CURRENT.value]),
+    ])  # fmt: skip
     found: dict[str, _Specimen] = {}
     for (pk, accession, status, report_id, order_id, order_status, collected_at, sex,
-         birth_date, birth_year, item_id, test_id, item_status) in _execute(
-            cursor, sql, [facility_id, *ids]):  # fmt: skip
+         birth_date, birth_year, item_id, test_id, item_status) in rows:  # fmt: skip
         specimen = found.get(accession)
         if specimen is None:
             specimen = found[accession] = _Specimen(
@@ -452,7 +566,7 @@ def _specimens(cursor, facility_id: int, accessions: set[str]) -> dict[str, _Spe
             )  # fmt: skip
         if item_id is not None:
             specimen.items.append((item_id, test_id, item_status))
-    return found
+    return found, current
 
 
 def _as_is(f) -> tuple[type, ...]:
@@ -497,12 +611,15 @@ class _Table:
         self._values = operator.attrgetter(*defaults)  # a row's values, in column order
         quote = connection.ops.quote_name
         # Table and column names come from the model, quoted; values are parameters.
-        self._sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
-            quote(model._meta.db_table),
-            ", ".join(quote(f.column) for f in fields),
-            ", ".join(["%s"] * len(fields)),
-        )
+        table, columns = quote(model._meta.db_table), [quote(f.column) for f in fields]
         self._pk = quote(model._meta.pk.column)
+        self._sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
+            table, ", ".join(columns), ", ".join(["%s"] * len(columns))
+        )
+        # The same with the id given (one reserved beforehand: _reserve_ids).
+        self._sql_with_pk = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
+            table, ", ".join([self._pk, *columns]), ", ".join(["%s"] * (len(columns) + 1))
+        )
 
     def _params(self, rows: list, conn) -> list[list]:
         done: dict = {}  # a message's times and states repeat: each converted once
@@ -518,8 +635,12 @@ class _Table:
                  for v, (f, as_is) in zip(self._values(r), columns, strict=True)]
                 for r in rows]  # fmt: skip
 
-    def insert(self, cursor, rows: list) -> None:
-        if rows:
+    def insert(self, cursor, rows: list, *, pk: int | None = None) -> None:
+        """Insert the rows (one executemany); or one row with the id `pk`."""
+        if pk is not None:
+            [params] = self._params(rows, _db())
+            cursor.execute(self._sql_with_pk, [pk, *params])
+        elif rows:
             cursor.executemany(self._sql, self._params(rows, _db()))
 
     def insert_one(self, cursor, row: _Row) -> int:

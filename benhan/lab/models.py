@@ -407,8 +407,11 @@ class Result(models.Model):
         ordering = ["specimen", "test__sort_order", "id"]
         indexes = [
             models.Index(fields=["specimen", "state"], name="result_specimen_state"),
-            models.Index(fields=["facility", "created_at"], name="result_unmatched",
-                         condition=models.Q(state=ResultState.UNMATCHED)),  # fmt: skip
+            models.Index(
+                fields=["facility", "created_at"],
+                name="result_unmatched",
+                condition=models.Q(state=ResultState.UNMATCHED),
+            ),
         ]
 
     def __str__(self) -> str:

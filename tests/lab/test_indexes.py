@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from benhan.lab.ingest import _SQL
+from benhan.lab.ingest import sql_for
 from benhan.lab.models import AnalyzerMessage, Result, ResultState
 
 pytestmark = pytest.mark.django_db
@@ -35,8 +35,9 @@ def _queryset_plan(qs) -> str:
 
 
 def assert_uses(plan: str, table: str, index: str) -> None:
-    lines = [ln for ln in plan.splitlines() if f" {table}" in ln]
-    assert lines and all(f"INDEX {index} (" in ln for ln in lines), plan
+    """Every step of the plan that reads `table` (or the alias) searches `index`."""
+    lines = [ln for ln in plan.splitlines() if ln.split()[1:2] == [table]]
+    assert lines and all(ln.startswith("SEARCH") and f"INDEX {index} (" in ln for ln in lines), plan
 
 
 @sqlite_only
@@ -45,9 +46,10 @@ def test_a_specimens_current_results(specimens):
     qs = serum.results.filter(state=ResultState.CURRENT)
     assert_uses(_queryset_plan(qs), "lab_result", "result_specimen_state")
     # The listener's own statement, as it runs it.
-    sql = _SQL["current results"].format(ids="%s, %s")
-    plan = _plan(sql, [serum.pk, serum.pk + 1, ResultState.CURRENT.value])
-    assert_uses(plan, "lab_result", "result_specimen_state")
+    sql = sql_for("current results", 2)
+    plan = _plan(sql, [serum.facility_id, serum.accession, "1", ResultState.CURRENT.value])
+    assert_uses(plan, "r", "result_specimen_state")
+    assert_uses(plan, "s", "sqlite_autoindex_lab_specimen_1")  # (facility, accession)
 
 
 @sqlite_only
@@ -94,13 +96,39 @@ def test_the_same_few_indexes_on_either_database():
         ("analyzer_id",): False,  # partial: not matched yet
         ("received_at",): False,
     }
+    if connection.vendor == "postgresql":
+        sql = "SELECT indexname, indexdef FROM pg_indexes WHERE indexname IN (%s, %s)"
+    else:
+        sql = "SELECT name, sql FROM sqlite_master WHERE name IN (%s, %s)"
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT indexname, indexdef FROM pg_indexes "
-                           "WHERE indexname IN ('result_unmatched', 'analyzer_message_pending')")  # fmt: skip
-        else:
-            cursor.execute("SELECT name, sql FROM sqlite_master WHERE name IN "
-                           "('result_unmatched', 'analyzer_message_pending')")  # fmt: skip
+        cursor.execute(sql, ["result_unmatched", "analyzer_message_pending"])
         partial = dict(cursor.fetchall())
     assert "unmatched" in partial["result_unmatched"].split("WHERE", 1)[1]
     assert "IS NULL" in partial["analyzer_message_pending"].split("WHERE", 1)[1]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plan cache")
+def test_postgres_keeps_index_plans_from_a_new_clinics_empty_tables(hl7_analyzer, specimens):
+    """PostgreSQL plans a prepared statement once for all after five runs, with the
+    tables as they are then: on a new clinic's empty tables a sequential scan looks
+    cheapest, and would stay as lab_result grows to millions of rows."""
+    from benhan.lab.ingest import Ingestor
+    from benhan.lab.messages import Message, Observation
+
+    serum = specimens["serum"]
+    ingestor = Ingestor(hl7_analyzer)
+    for n in range(8):  # each one supersedes the last: the statements all run
+        message = Message(protocol="hl7", message_type="ORU^R01", control_id=str(n),
+                          observations=[Observation(specimen_id=serum.accession,
+                                                    test_code="glu", value=f"5.{n}")])  # fmt: skip
+        ingestor.store(f"message {n}".encode(), message)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, generic_plans FROM pg_prepared_statements "
+                       "WHERE statement LIKE 'SELECT r.id, r.specimen_id%%'")  # fmt: skip
+        [(name, generic)] = cursor.fetchall()
+        assert generic > 0  # the plan kept for all later runs
+        cursor.execute(f"EXPLAIN EXECUTE {name}(%s, %s, %s)",
+                       [serum.facility_id, serum.accession, ResultState.CURRENT.value])  # fmt: skip
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Seq Scan" not in plan, plan
+    assert "result_specimen_state" in plan, plan

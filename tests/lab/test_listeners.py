@@ -340,7 +340,7 @@ def test_a_matching_fault_keeps_the_message_and_acknowledges_it(
     start matches it."""
     from benhan.lab.ingest import Ingestor
 
-    def broken(self, cursor, parsed):
+    def broken(self, parsed):
         raise ValueError("a bug")
 
     monkeypatch.setattr(Ingestor, "_plan", broken)

@@ -189,14 +189,12 @@ class Ingestor:
             return self._write(message, None, matched=False)
 
     def _write(self, message: _Row, parsed: Message | None, *, matched: bool = True) -> Stored:
-        # Three round trips to PostgreSQL: the reads (_plan), the writes (a pipeline),
-        # the commit. SQLite runs the same statements one by one, in process.
-        with writing_turn(), transaction.atomic():
+        with writing_turn(), _transaction():
             plan = self._plan(parsed) if parsed is not None else None
             if plan is not None:
                 message.results, message.unmatched = plan.matched, plan.unmatched
             message.matched_at = message.received_at if matched else None
-            with _pipeline(), _cursor() as cursor:
+            with _cursor() as cursor:
                 stored = Stored(self._insert_message(cursor, message))
                 if plan is not None:
                     self._write_plan(cursor, plan, stored.message_id)
@@ -228,9 +226,9 @@ class Ingestor:
         for pk, raw in pending:
             try:
                 parsed = codec.parse(bytes(raw), self.analyzer.dialect or {})
-                with writing_turn(), transaction.atomic():
+                with writing_turn(), _transaction():
                     plan = self._plan(parsed)
-                    with _pipeline(), _cursor() as cursor:
+                    with _cursor() as cursor:
                         self._write_plan(cursor, plan, pk)
                         params = [plan.matched, plan.unmatched, _utc(timezone.now()), pk]
                         cursor.execute(_SQL["message matched"], params)
@@ -508,6 +506,25 @@ def _pipeline():
 # size, so the hot path's transactions ask for them (the setting ends with the
 # transaction; the web's queries are not concerned).
 _INDEX_SCANS = "SELECT set_config('enable_seqscan', 'off', true)"
+
+
+@contextlib.contextmanager
+def _transaction():
+    """The hot path's transaction. On PostgreSQL two round trips: the reads (_fetch_all),
+    then the writes with the COMMIT, in a pipeline around the transaction (nothing
+    waits for an answer until the commit, whose failure rolls back as usual). Inside
+    another transaction (the listeners' worker groups messages; a test) it is a
+    savepoint, and the pipeline ends inside it: an error must roll the savepoint back,
+    not surface after it is released. SQLite runs the statements one by one."""
+    if not _POSTGRES:
+        with transaction.atomic():
+            yield
+    elif _db().in_atomic_block:
+        with transaction.atomic(), _pipeline():
+            yield
+    else:
+        with _pipeline(), transaction.atomic():
+            yield
 
 
 def _fetch_all(statements: list[tuple[str, list]]) -> list[list[tuple]]:

@@ -621,6 +621,8 @@ def in_process(clinic: Clinic, rows: dict, n: int) -> dict:
 
     # Time inside the database calls, by statement kind, on a quarter as many messages.
     steps["sql_ms_per_message"] = sql_time(ingestor, clinic, rows, max(n // 4, 1))
+    if connection.vendor == "sqlite":
+        steps["wal_frames_per_message"] = wal_frames(ingestor, clinic, rows, max(n // 4, 1))
 
     # The SQL of one matched message (a rerun: its six results supersede six).
     raw = plan(clinic.serum, rows, 1, 10**6 + n, "Q", "hl7")[0][1:-2]
@@ -652,6 +654,40 @@ def in_process(clinic: Clinic, rows: dict, n: int) -> dict:
         "groups": profile_groups(top, wall),
     }  # fmt: skip
     return steps
+
+
+def wal_frames(ingestor, clinic: Clinic, rows: dict, n: int) -> dict:
+    """SQLite: pages written to the write-ahead log per message (each a 4 KB frame,
+    checksummed, written and fsynced by the commit that acknowledges the message), read
+    from the log itself, with the owner of each page from the dbstat table."""
+    import struct
+    from collections import Counter
+
+    from django.db import connection
+
+    from benhan.lab.listeners import handle_hl7
+
+    payloads = [f[1:-2] for f in plan(clinic.serum, rows, n, 4 * 10**6, "W", "hl7")]
+    wal = Path(connection.settings_dict["NAME"] + "-wal")
+    with connection.cursor() as c:
+        c.execute("PRAGMA wal_autocheckpoint=0")
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    try:
+        for raw in payloads:
+            handle_hl7(ingestor, raw, clinic.hl7[0].dialect or {}, "bench")
+        data = wal.read_bytes()
+    finally:
+        with connection.cursor() as c:
+            c.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default, as before
+    page_size = struct.unpack(">I", data[8:12])[0]
+    pages = [struct.unpack(">I", data[off : off + 4])[0]
+             for off in range(32, len(data) - 23, 24 + page_size)]  # fmt: skip
+    with connection.cursor() as c:
+        c.execute("SELECT pageno, name FROM dbstat")
+        owner = dict(c.fetchall())
+    by_owner = Counter(owner.get(p, "?") for p in pages)
+    return {"frames": len(pages) / n, "page_size": page_size,
+            "by_owner": {k: v / n for k, v in by_owner.most_common()}}  # fmt: skip
 
 
 def sql_time(ingestor, clinic: Clinic, rows: dict, n: int) -> dict:
@@ -1110,6 +1146,14 @@ def report(r: dict) -> None:
     print("  time per message inside the database calls (ms): "
           + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                       for k, v in q.items()))  # fmt: skip
+    if r["database"] == "postgres":
+        print("  (PostgreSQL: the writes go in a pipeline, so their time shows in COMMIT)")
+    if "wal_frames_per_message" in p:
+        w = p["wal_frames_per_message"]
+        print(
+            f"  write-ahead log: {w['frames']:.1f} pages of {w['page_size']} bytes per "
+            "message: " + ", ".join(f"{k} {v:.1f}" for k, v in w["by_owner"].items())
+        )
     prof = p["profile"]
     common.print_table(["group (own time)", "s", "% of wall"],
                        [[g, f"{s:.2f}", f"{s / prof['wall_s'] * 100:.0f}"]

@@ -598,8 +598,14 @@ def in_process(clinic: Clinic, rows: dict, n: int) -> dict:
     payloads = [f[1:-2] for f in plan(clinic.serum, rows, n, 10**6, "T", "hl7")]
     ingestor = Ingestor(analyzer)
     handle_hl7(ingestor, payloads[0], dialect, "bench")  # codes and ranges loaded
+    backend = None  # PostgreSQL: the server process serving this connection
+    if connection.vendor == "postgresql":
+        with connection.cursor() as c:
+            c.execute("SELECT pg_backend_pid()")
+            backend = c.fetchone()[0]
     parse, ack, store, total = [], [], [], []
     clock = time.perf_counter_ns
+    cpu0, server0 = time.process_time(), cpu_seconds(backend) if backend else 0.0
     for raw in payloads[1:]:
         t0 = clock()
         message = hl7v2.parse(raw, dialect)
@@ -612,8 +618,11 @@ def in_process(clinic: Clinic, rows: dict, n: int) -> dict:
         ack.append((t2 - t1) / 1e6)
         store.append((t3 - t2) / 1e6)
         total.append((t3 - t0) / 1e6)
+    cpu_ms = (time.process_time() - cpu0) / len(total) * 1000
+    server_ms = (cpu_seconds(backend) - server0) / len(total) * 1000 if backend else None
     steps = {
-        "messages": len(total),
+        "messages": len(total), "cpu_ms_per_message": cpu_ms,
+        "server_cpu_ms_per_message": server_ms,
         "parse_ms": common.summarize(parse), "build_ack_ms": common.summarize(ack),
         "store_ms": common.summarize(store), "total_ms": common.summarize(total),
         "rate_per_s": len(total) / (sum(total) / 1000),
@@ -1146,6 +1155,9 @@ def report(r: dict) -> None:
     print("  time per message inside the database calls (ms): "
           + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                       for k, v in q.items()))  # fmt: skip
+    print(f"  CPU a message: this process {p['cpu_ms_per_message']:.2f} ms"
+          + (f", the PostgreSQL server process {p['server_cpu_ms_per_message']:.2f} ms"
+             if p.get("server_cpu_ms_per_message") is not None else ""))  # fmt: skip
     if r["database"] == "postgres":
         print("  (PostgreSQL: the writes go in a pipeline, so their time shows in COMMIT)")
     if "wal_frames_per_message" in p:

@@ -208,9 +208,7 @@ class Ingestor:
             return _MESSAGES.insert_one(cursor, message)
         if not self._ids:
             self._ids.extend(_reserve_ids(AnalyzerMessage, IDS_RESERVED))
-        pk = self._ids.popleft()
-        _MESSAGES.insert(cursor, [message], pk=pk)
-        return pk
+        return _MESSAGES.insert_one(cursor, message, pk=self._ids.popleft())
 
     def match_pending(self) -> int:
         """Match the results of messages stored unmatched (see store()). Run by the
@@ -652,18 +650,19 @@ class _Table:
                  for v, (f, as_is) in zip(self._values(r), columns, strict=True)]
                 for r in rows]  # fmt: skip
 
-    def insert(self, cursor, rows: list, *, pk: int | None = None) -> None:
-        """Insert the rows (one executemany); or one row with the id `pk`."""
-        if pk is not None:
-            [params] = self._params(rows, _db())
-            cursor.execute(self._sql_with_pk, [pk, *params])
-        elif rows:
+    def insert(self, cursor, rows: list) -> None:
+        if rows:
             cursor.executemany(self._sql, self._params(rows, _db()))
 
-    def insert_one(self, cursor, row: _Row) -> int:
-        """Insert one row; its id (RETURNING: SQLite ≥ 3.35 and PostgreSQL)."""
-        cursor.execute(f"{self._sql} RETURNING {self._pk}",
-                       self._params([row], _db())[0])  # fmt: skip
+    def insert_one(self, cursor, row: _Row, *, pk: int | None = None) -> int:
+        """Insert one row; its id: `pk` if given (nothing is read back, so that in a
+        pipeline it does not wait), else the database's (RETURNING: SQLite ≥ 3.35 and
+        PostgreSQL)."""
+        [params] = self._params([row], _db())
+        if pk is not None:
+            cursor.execute(self._sql_with_pk, [pk, *params])
+            return pk
+        cursor.execute(f"{self._sql} RETURNING {self._pk}", params)
         return cursor.fetchone()[0]
 
 
